@@ -1,0 +1,101 @@
+"""The `Recording`: one continuous, single-subject stream of sensor samples.
+
+Every reader produces Recordings; every later stage (resampling, filtering, windowing)
+consumes them. See ARCHITECTURE.md section 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KNOWN_UNITS = frozenset({"g", "m/s^2", "rad/s", "deg/s", "m", "bpm", "degC", "a.u."})
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be used as it is; the message names its source."""
+
+
+@dataclass
+class Recording:
+    """A continuous recording of one subject.
+
+    Attributes:
+        signals: float32 array [T, C].
+        channels: channel names, length C.
+        units: unit of each channel, length C, from `KNOWN_UNITS`.
+        rate_hz: sampling rate in Hz (after resampling, the exact rate).
+        labels: int array [T], -1 where unlabelled, otherwise the source's activity id.
+        subject: subject identifier (as a string, e.g. "1").
+        session: session / experiment identifier within the subject.
+        groups: modality name -> channel indices (e.g. {"acc": [0, 1, 2], "gyro": [3, 4, 5]}).
+        source: where it came from (file path or package resource), used in every error.
+        timestamps: optional float64 [T] seconds, present where the source has time stamps.
+        label_names: optional mapping from source activity id to name.
+    """
+
+    signals: np.ndarray
+    channels: list[str]
+    units: list[str]
+    rate_hz: float
+    labels: np.ndarray
+    subject: str
+    session: str
+    groups: dict[str, list[int]]
+    source: str
+    timestamps: np.ndarray | None = None
+    label_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signals.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.rate_hz
+
+    def validate(self) -> Recording:
+        """Check shapes, units, finiteness and time stamps; raise `RecordingError` naming the source."""
+        where = f"{self.source} (subject {self.subject}, session {self.session})"
+        if self.signals.ndim != 2:
+            raise RecordingError(f"{where}: signals must be 2-D [T, C], got shape {self.signals.shape}")
+        n, c = self.signals.shape
+        if self.signals.dtype != np.float32:
+            raise RecordingError(f"{where}: signals must be float32, got {self.signals.dtype}")
+        if len(self.channels) != c:
+            raise RecordingError(f"{where}: {c} signal columns but {len(self.channels)} channel names")
+        if len(self.units) != c:
+            raise RecordingError(f"{where}: {c} signal columns but {len(self.units)} units")
+        unknown = sorted(set(self.units) - KNOWN_UNITS)
+        if unknown:
+            raise RecordingError(
+                f"{where}: unknown unit(s) {unknown}; expected one of {sorted(KNOWN_UNITS)}"
+            )
+        if not self.rate_hz > 0:
+            raise RecordingError(f"{where}: rate_hz must be positive, got {self.rate_hz}")
+        if self.labels.shape != (n,):
+            raise RecordingError(f"{where}: labels must have shape ({n},), got {self.labels.shape}")
+        if not np.issubdtype(self.labels.dtype, np.integer):
+            raise RecordingError(f"{where}: labels must be integers, got {self.labels.dtype}")
+        for name, idx in self.groups.items():
+            bad = [i for i in idx if not 0 <= i < c]
+            if bad:
+                raise RecordingError(f"{where}: group {name!r} has channel indices {bad} outside 0..{c - 1}")
+        if not np.isfinite(self.signals).all():
+            rows = np.flatnonzero(~np.isfinite(self.signals).all(axis=1))
+            raise RecordingError(
+                f"{where}: {rows.size} samples hold NaN/inf (first at sample {rows[0]}); "
+                "repair them (data_prep.repair) before validation"
+            )
+        if self.timestamps is not None:
+            if self.timestamps.shape != (n,):
+                raise RecordingError(f"{where}: timestamps must have shape ({n},), got {self.timestamps.shape}")
+            steps = np.diff(self.timestamps)
+            if (steps <= 0).any():
+                i = int(np.flatnonzero(steps <= 0)[0])
+                raise RecordingError(
+                    f"{where}: time stamps must increase strictly; sample {i + 1} has "
+                    f"{self.timestamps[i + 1]!r} after {self.timestamps[i]!r}"
+                )
+        return self
