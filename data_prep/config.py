@@ -1,0 +1,155 @@
+"""Data protocol configuration (`configs/data/*.yaml`): pydantic models and loading.
+
+A protocol names a reader and its source, the channel groups kept, the target rate, the
+filters, the windowing, the label map and the subject split. Unknown keys are errors that name
+the key and list the allowed ones; `key=value` overrides use `harkd.config.apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harkd.config import ConfigError, apply_overrides, format_validation_error, load_yaml
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _subject_ids(value: Any) -> Any:
+    """Subjects are strings; YAML integers (`[2, 4, 9]`) are accepted and converted."""
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
+class WindowConfig(_Section):
+    length: float = Field(128, gt=0, description="window length")
+    step: float = Field(64, gt=0, description="step between training/validation windows")
+    test_step: float | None = Field(
+        None, gt=0, description="step between test windows (None: step)"
+    )
+    unit: Literal["s", "samples"] = "samples"
+
+    def in_samples(self, rate_hz: float) -> tuple[int, int, int]:
+        """(length, step, test_step) in samples at `rate_hz`."""
+        scale = rate_hz if self.unit == "s" else 1.0
+        test_step = self.step if self.test_step is None else self.test_step
+        out = tuple(int(round(v * scale)) for v in (self.length, self.step, test_step))
+        if min(out) < 1:
+            raise ConfigError(
+                f"window {self.model_dump()} is shorter than one sample at {rate_hz} Hz"
+            )
+        return out  # type: ignore[return-value]
+
+
+class LowpassConfig(_Section):
+    cutoff_hz: float = Field(20.0, gt=0)
+    order: int = Field(3, ge=1, le=10)
+    groups: list[str] | None = Field(None, description="channel groups filtered (None: all)")
+
+
+class GravityConfig(_Section):
+    cutoff_hz: float = Field(0.3, gt=0)
+    order: int = Field(3, ge=1, le=10)
+    group: str = Field("acc", description="the accelerometer group split into body + gravity")
+    mode: Literal["add", "replace"] = Field(
+        "add", description="add body_/gravity_ groups, or replace the group by them"
+    )
+
+
+class FilterConfig(_Section):
+    lowpass: LowpassConfig | None = None
+    gravity: GravityConfig | None = None
+
+
+class SplitConfig(_Section):
+    kind: Literal["fixed", "kfold_subjects", "loso"] = "fixed"
+    test_subjects: list[str] = Field(default_factory=list, description="kind=fixed")
+    k: int = Field(10, ge=2, description="kind=kfold_subjects: number of folds")
+    fold: int = Field(0, ge=0, description="kfold_subjects / loso: which fold is the test set")
+    val_subjects: list[str] | None = Field(None, description="explicit validation subjects")
+    n_val_subjects: int = Field(3, ge=0, description="else this many, drawn from training subjects")
+    seed: int = 0
+
+    @field_validator("test_subjects", "val_subjects", mode="before")
+    @classmethod
+    def _subject_strings(cls, value: Any) -> Any:
+        return _subject_ids(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitConfig:
+        if self.kind == "fixed" and not self.test_subjects:
+            raise ValueError("split.kind=fixed needs test_subjects")
+        if self.kind != "fixed" and self.test_subjects:
+            raise ValueError(
+                f"split.kind={self.kind} chooses test subjects itself; drop test_subjects"
+            )
+        if self.kind == "kfold_subjects" and self.fold >= self.k:
+            raise ValueError(f"split.fold={self.fold} must be below k={self.k}")
+        return self
+
+
+class DataConfig(_Section):
+    name: str = Field("data", description="protocol name (used in cache file names)")
+    reader: str = Field(description="registered reader (data_prep.readers.list_readers())")
+    path: str | None = Field(None, description="source path (None: the reader's packaged data)")
+    reader_options: dict[str, Any] = Field(default_factory=dict)
+    subjects: list[str] | None = Field(None, description="keep only these subjects")
+    max_gap_s: float = Field(0.1, ge=0, description="NaN/inf gaps up to this long are interpolated")
+    groups: list[str] = Field(
+        default_factory=lambda: ["acc", "gyro"], description="channel groups kept"
+    )
+    rate_hz: float | None = Field(
+        None, gt=0, description="target rate (None: keep the source rate)"
+    )
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    purity: float = Field(0.8, gt=0, le=1, description="minimum share of the majority label")
+    labels: dict[int, str] = Field(description="source label id -> class name, in class order")
+    null_class: Literal["drop", "keep"] = "drop"
+    split: SplitConfig
+
+    @field_validator("subjects", mode="before")
+    @classmethod
+    def _subject_strings(cls, value: Any) -> Any:
+        return _subject_ids(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if not self.labels:
+            raise ValueError("labels must name at least one class")
+        if -1 in self.labels:
+            raise ValueError("labels must not map -1 (unlabelled); use null_class: keep")
+        if not self.groups:
+            raise ValueError("groups must name at least one channel group")
+        return self
+
+    def class_names(self) -> list[str]:
+        """Class names in index order (the null class last when kept)."""
+        names = list(self.labels.values())
+        return [*names, "null"] if self.null_class == "keep" else names
+
+    def config_hash(self) -> str:
+        """Stable hash of the resolved config (independent of key order)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_data_config(path: str | Path, overrides: list[str] | None = None) -> DataConfig:
+    """Load a data protocol YAML, apply `key=value` overrides and validate it."""
+    raw = apply_overrides(load_yaml(path), overrides or [])
+    return validate_data_config(raw, source=str(path))
+
+
+def validate_data_config(raw: dict[str, Any], source: str = "<data config>") -> DataConfig:
+    """Validate a raw mapping as a `DataConfig`, raising `ConfigError` naming every bad key."""
+    try:
+        return DataConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, DataConfig, source)) from None

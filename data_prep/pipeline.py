@@ -1,0 +1,226 @@
+"""`prepare`: a data protocol to a cached, subject-split `WindowSet`.
+
+reader -> subject selection -> repair (NaN/inf gaps) -> validation (shapes, units, labels) ->
+channel groups -> resample -> drop recordings shorter than a window -> filters -> split by
+subject -> windows (the test split may use its own step) -> normalisation statistics from the
+training split. Everything dropped is counted by reason in `meta["dropped"]`; repairs in
+`meta["repair"]`. The result is cached under a hash of source + config (`data_prep.cache`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from data_prep.cache import cache_key, cache_stem, load_cached, resolve_cache_dir
+from data_prep.config import DataConfig
+from data_prep.filters import apply_filters
+from data_prep.readers import get_reader
+from data_prep.recording import Recording, RecordingError
+from data_prep.repair import repair
+from data_prep.resample import resample
+from data_prep.splits import assign_splits
+from data_prep.windowing import extract, label_windows
+from data_prep.windowset import SPLITS, WindowSet
+from harkd.config import ConfigError
+
+
+def default_source(reader: str) -> Path:
+    """The packaged data a reader falls back to when the config gives no `path`."""
+    if reader == "hapt":
+        from data_prep.readers.hapt_pickle import package_file
+
+        return package_file()
+    raise ConfigError(f"reader {reader!r} needs `path` (only `hapt` has packaged data)")
+
+
+def resolve_source(cfg: DataConfig) -> Path:
+    """The config's `path`, or the reader's packaged data."""
+    return Path(cfg.path).expanduser() if cfg.path is not None else default_source(cfg.reader)
+
+
+def prepare(cfg: DataConfig, cache_dir: Path | None = None, progress: bool = True) -> WindowSet:
+    """Build (or load from the cache) the WindowSet of a data protocol.
+
+    `meta["from_cache"]` says whether it was loaded, `meta["cache_path"]` where it lives.
+    """
+    source = resolve_source(cfg)
+    stem = cache_stem(cfg, cache_key(cfg, source), resolve_cache_dir(cache_dir))
+    cached = load_cached(stem)
+    if cached is not None:
+        cached.meta.update(from_cache=True, cache_path=str(stem))
+        return cached
+    recordings, report = load_recordings(cfg, source, progress)
+    ws = build_windowset(recordings, cfg, report)
+    ws.meta.update(config_hash=stem.name.rsplit("-", 1)[1], source=str(source))
+    ws.save(stem)
+    ws.meta.update(from_cache=False, cache_path=str(stem))
+    return ws
+
+
+def read_source(cfg: DataConfig, source: Path) -> list[Recording]:
+    """Run the configured reader and keep the configured subjects."""
+    recordings = get_reader(cfg.reader)(source, **cfg.reader_options)
+    if not recordings:
+        raise RecordingError(f"{source}: reader {cfg.reader!r} found no recordings")
+    if cfg.subjects is not None:
+        present = {r.subject for r in recordings}
+        missing = [s for s in cfg.subjects if s not in present]
+        if missing:
+            raise ConfigError(f"subjects {missing} are not in {source}; it has {sorted(present)}")
+        recordings = [r for r in recordings if r.subject in cfg.subjects]
+    return recordings
+
+
+def load_recordings(
+    cfg: DataConfig, source: Path, progress: bool = False
+) -> tuple[list[Recording], dict[str, Any]]:
+    """Read, repair, validate, select groups, resample, drop short ones and filter.
+
+    Returns the recordings and a report {"read": {...}, "repair": {...}, "dropped": {...}}.
+    """
+    recordings = read_source(cfg, source)
+    read = {
+        "recordings": len(recordings),
+        "subjects": len({r.subject for r in recordings}),
+        "samples": sum(r.n_samples for r in recordings),
+    }
+    repairs: Counter = Counter()
+    dropped: Counter = Counter()
+    out = []
+    for rec in tqdm(recordings, desc=f"prep {cfg.name}", unit="rec", disable=not progress):
+        pieces, counts = repair(rec, cfg.max_gap_s)
+        repairs.update(counts)
+        for piece in pieces:
+            piece = _select_groups(check_labels(piece.validate(), cfg), cfg.groups)
+            rate = cfg.rate_hz or piece.rate_hz
+            piece = resample(piece, rate)
+            length = cfg.window.in_samples(rate)[0]
+            if piece.n_samples < length:
+                dropped["recordings_shorter_than_window"] += 1
+                dropped["samples_in_short_recordings"] += piece.n_samples
+                continue
+            out.append(apply_filters(piece, cfg.filter))
+    if not out:
+        raise RecordingError(f"{source}: no recording is at least one window long")
+    _check_consistent(out)
+    return out, {"read": read, "repair": dict(repairs), "dropped": dict(dropped)}
+
+
+def check_labels(rec: Recording, cfg: DataConfig) -> Recording:
+    """Every label must be -1 or in the source's label map (the config's when it has none)."""
+    known = set(rec.label_names) if rec.label_names else set(cfg.labels)
+    present = set(np.unique(rec.labels).tolist()) - {-1}
+    outside = sorted(present - known)
+    if outside:
+        raise RecordingError(
+            f"{rec.source} (subject {rec.subject}, session {rec.session}): labels {outside} "
+            f"outside the label map {sorted(known)}"
+        )
+    unknown = sorted(set(cfg.labels) - known)
+    if unknown:
+        raise ConfigError(
+            f"labels {unknown} are not labels of {rec.source}; it has {sorted(known)}"
+        )
+    return rec
+
+
+def _select_groups(rec: Recording, groups: list[str]) -> Recording:
+    missing = [g for g in groups if g not in rec.groups]
+    if missing:
+        raise ConfigError(f"groups {missing} not in {rec.source}; it has {sorted(rec.groups)}")
+    idx = [i for g in groups for i in rec.groups[g]]
+    new_groups, pos = {}, 0
+    for g in groups:
+        new_groups[g] = list(range(pos, pos + len(rec.groups[g])))
+        pos += len(rec.groups[g])
+    return dataclasses.replace(
+        rec,
+        signals=np.ascontiguousarray(rec.signals[:, idx]),
+        channels=[rec.channels[i] for i in idx],
+        units=[rec.units[i] for i in idx],
+        groups=new_groups,
+    )
+
+
+def _check_consistent(recordings: list[Recording]) -> None:
+    first = recordings[0]
+    for rec in recordings[1:]:
+        if rec.channels != first.channels or rec.rate_hz != first.rate_hz:
+            raise RecordingError(
+                f"{rec.source}: channels {rec.channels} at {rec.rate_hz} Hz differ from "
+                f"{first.source}: {first.channels} at {first.rate_hz} Hz; set rate_hz to resample"
+            )
+
+
+def build_windowset(
+    recordings: list[Recording], cfg: DataConfig, report: dict[str, Any]
+) -> WindowSet:
+    """Split by subject, window every recording, and compute training statistics."""
+    rate = recordings[0].rate_hz
+    length, step, test_step = cfg.window.in_samples(rate)
+    split_subjects = assign_splits((r.subject for r in recordings), cfg.split)
+    split_of = {s: SPLITS.index(name) for name, subs in split_subjects.items() for s in subs}
+    class_of = {label: i for i, label in enumerate(cfg.labels)}
+    null_index = len(cfg.labels) if cfg.null_class == "keep" else None
+    dropped = Counter(report["dropped"])
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("X", "y", "subject", "recording", "start", "split")
+    }
+    for i, rec in enumerate(recordings):
+        split = split_of[rec.subject]
+        win = label_windows(
+            rec.labels, length, test_step if split == 2 else step, cfg.purity, class_of, null_index
+        )
+        dropped.update(win.dropped)
+        n = len(win.starts)
+        parts["X"].append(extract(rec.signals, win.starts, length))
+        parts["y"].append(win.y)
+        parts["subject"].append(np.full(n, rec.subject))
+        parts["recording"].append(np.full(n, i, dtype=np.int64))
+        parts["start"].append(win.starts)
+        parts["split"].append(np.full(n, split, dtype=np.uint8))
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    arrays["subject"] = arrays["subject"].astype(str)
+    first = recordings[0]
+    meta = {
+        "name": cfg.name,
+        "reader": cfg.reader,
+        "channels": first.channels,
+        "units": first.units,
+        "groups": first.groups,
+        "rate_hz": rate,
+        "window": length,
+        "step": step,
+        "test_step": test_step,
+        "purity": cfg.purity,
+        "label_names": cfg.class_names(),
+        "label_ids": list(cfg.labels),
+        "null_class": cfg.null_class,
+        "read": report["read"],
+        "repair": report["repair"],
+        "dropped": dict(sorted(dropped.items())),
+        "split_subjects": split_subjects,
+        "recordings": [
+            {"subject": r.subject, "session": r.session, "source": r.source, "samples": r.n_samples}
+            for r in recordings
+        ],
+        "norm": train_norm(arrays["X"][arrays["split"] == 0]),
+        "config": json.loads(cfg.model_dump_json()),  # as the cached JSON holds it
+    }
+    return WindowSet(**arrays, meta=meta)
+
+
+def train_norm(x_train: np.ndarray) -> dict[str, list[float]]:
+    """Per-channel mean and std over the training windows [N, C, T] (std floored at 1e-6)."""
+    if x_train.shape[0] == 0:
+        raise RecordingError("the training split has no windows; cannot compute normalisation")
+    mean = x_train.mean(axis=(0, 2), dtype=np.float64)
+    std = x_train.std(axis=(0, 2), dtype=np.float64)
+    return {"mean": mean.tolist(), "std": np.maximum(std, 1e-6).tolist()}

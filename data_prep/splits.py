@@ -1,0 +1,67 @@
+"""Subject-wise train / validation / test splits.
+
+Splitting by subject, never by window, keeps a person's data out of the set that evaluates a
+model trained on them (the subject-independent protocol of e.g. Hammerla, Halloran & Ploetz,
+"Deep, Convolutional, and Recurrent Models for HAR Using Wearables", IJCAI 2016). Kinds:
+`fixed` (named test subjects), `kfold_subjects` (subjects in natural order, cut into k
+consecutive groups, one of which is the test set) and `loso` (one subject out). Validation
+subjects are carved from the remaining training subjects: named, or drawn with a seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from data_prep.config import SplitConfig
+from harkd.config import ConfigError
+
+
+def natural_key(subject: str) -> tuple[int, int | str]:
+    """Sort numbers numerically ("2" before "10"), then other names alphabetically."""
+    return (0, int(subject)) if subject.isdigit() else (1, subject)
+
+
+def choose_test_subjects(subjects: list[str], cfg: SplitConfig) -> list[str]:
+    """The test subjects of `cfg` among `subjects` (sorted naturally)."""
+    if cfg.kind == "fixed":
+        missing = [s for s in cfg.test_subjects if s not in subjects]
+        if missing:
+            raise ConfigError(
+                f"split.test_subjects {missing} are not in the data; subjects: {subjects}"
+            )
+        return sorted(cfg.test_subjects, key=natural_key)
+    if cfg.kind == "loso":
+        if cfg.fold >= len(subjects):
+            raise ConfigError(f"split.fold={cfg.fold} but loso has only {len(subjects)} subjects")
+        return [subjects[cfg.fold]]
+    if cfg.k > len(subjects):
+        raise ConfigError(f"split.k={cfg.k} folds but only {len(subjects)} subjects")
+    return [str(s) for s in np.array_split(np.array(subjects, dtype=object), cfg.k)[cfg.fold]]
+
+
+def assign_splits(subjects: Iterable[str], cfg: SplitConfig) -> dict[str, list[str]]:
+    """Split name ("train", "val", "test") -> its subjects; every subject in exactly one."""
+    subjects = sorted(set(subjects), key=natural_key)
+    test = choose_test_subjects(subjects, cfg)
+    rest = [s for s in subjects if s not in test]
+    if cfg.val_subjects is not None:
+        wrong = [s for s in cfg.val_subjects if s not in rest]
+        if wrong:
+            raise ConfigError(
+                f"split.val_subjects {wrong} are not training subjects; choose from {rest}"
+            )
+        val = sorted(cfg.val_subjects, key=natural_key)
+    else:
+        if cfg.n_val_subjects >= len(rest):
+            raise ConfigError(
+                f"split.n_val_subjects={cfg.n_val_subjects} leaves no training subject "
+                f"({len(rest)} subjects outside the test set)"
+            )
+        drawn = np.random.default_rng(cfg.seed).choice(len(rest), cfg.n_val_subjects, replace=False)
+        val = sorted((rest[i] for i in drawn), key=natural_key)
+    train = [s for s in rest if s not in val]
+    if not train:
+        raise ConfigError("the split leaves no training subject")
+    return {"train": train, "val": val, "test": test}

@@ -1,0 +1,89 @@
+"""Resampling (polyphase, from irregular time stamps) and Butterworth filtering."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from data_prep.config import FilterConfig, GravityConfig, LowpassConfig
+from data_prep.filters import apply_filters, gravity_split, lowpass
+from data_prep.recording import RecordingError
+from data_prep.resample import resample
+
+
+def _sine(make_recording, rate=100.0, seconds=10.0, freq=2.0):
+    t = np.arange(int(rate * seconds)) / rate
+    rec = make_recording(np.where(t < seconds / 2, 1, 2))
+    signals = np.repeat(np.sin(2 * np.pi * freq * t)[:, None], 6, axis=1).astype(np.float32)
+    return dataclasses.replace(rec, signals=signals, rate_hz=rate), t
+
+
+def _dominant_hz(x, rate):
+    spectrum = np.abs(np.fft.rfft(x - x.mean()))
+    return np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()]
+
+
+def test_polyphase_keeps_frequency_amplitude_and_label_timing(make_recording):
+    rec, _ = _sine(make_recording, rate=100.0)
+    out = resample(rec, 50.0)
+    assert out.rate_hz == 50.0 and out.n_samples == 500 and out.signals.dtype == np.float32
+    assert _dominant_hz(out.signals[:, 0], 50.0) == pytest.approx(2.0, abs=0.1)
+    assert np.abs(out.signals[50:-50, 0]).max() == pytest.approx(1.0, abs=0.02)
+    assert np.flatnonzero(out.labels == 2)[0] == 250  # the label change stays at t = 5 s
+    assert resample(out, 50.0) is out
+
+
+def test_irregular_time_stamps_are_interpolated(make_recording):
+    rec, t = _sine(make_recording, rate=50.0)
+    jitter = np.random.default_rng(0).uniform(-0.008, 0.008, len(t))
+    jitter[::7] = 0.012  # some samples arrive late: steps up to 0.6 of a period off
+    stamps = t + jitter
+    signals = np.repeat(np.sin(2 * np.pi * 2.0 * stamps)[:, None], 6, axis=1).astype(np.float32)
+    rec = dataclasses.replace(rec, signals=signals, timestamps=stamps)
+    out = resample(rec, 25.0)
+    assert out.rate_hz == 25.0
+    grid = stamps[0] + np.arange(out.n_samples) * 2 / 50.0
+    clean = np.sin(2 * np.pi * 2.0 * grid)
+    assert np.abs(out.signals[10:-10, 0] - clean[10:-10]).max() < 0.05
+
+
+def test_declared_rate_contradicted_by_time_stamps(make_recording):
+    rec, t = _sine(make_recording, rate=50.0)
+    rec = dataclasses.replace(rec, timestamps=t * 2)  # really 25 Hz
+    with pytest.raises(RecordingError, match=r"declared rate 50.0 Hz but the median .* \(25 Hz\)"):
+        resample(rec, 50.0)
+
+
+def test_lowpass_removes_high_frequency_noise(make_recording):
+    rec, t = _sine(make_recording, rate=50.0, freq=1.0)
+    noisy = rec.signals + 0.5 * np.sin(2 * np.pi * 22.0 * t)[:, None].astype(np.float32)
+    out = lowpass(
+        dataclasses.replace(rec, signals=noisy), LowpassConfig(cutoff_hz=10, groups=["acc"])
+    )
+    assert np.abs(out.signals[25:-25, 0] - rec.signals[25:-25, 0]).max() < 0.02
+    np.testing.assert_array_equal(out.signals[:, 3:], noisy[:, 3:])  # gyro untouched
+    with pytest.raises(RecordingError, match="cutoff 30.0 Hz must be below the Nyquist"):
+        lowpass(rec, LowpassConfig(cutoff_hz=30))
+
+
+def test_gravity_split_add_and_replace(make_recording):
+    rec, t = _sine(make_recording, rate=50.0, freq=3.0)
+    rec.signals[:, 2] += 1.0  # gravity on z
+    add = gravity_split(rec, GravityConfig(mode="add"))
+    assert add.groups == {
+        "acc": [0, 1, 2],
+        "gyro": [3, 4, 5],
+        "body_acc": [6, 7, 8],
+        "gravity_acc": [9, 10, 11],
+    }
+    assert add.channels[6] == "body_acc_x" and add.units[9] == "g"
+    np.testing.assert_allclose(
+        add.signals[:, 6:9] + add.signals[:, 9:12], rec.signals[:, :3], atol=1e-5
+    )
+    assert add.signals[100:-100, 11].mean() == pytest.approx(1.0, abs=0.02)
+    replace = apply_filters(rec, FilterConfig(gravity=GravityConfig(mode="replace")))
+    assert replace.groups == {"gyro": [3, 4, 5], "body_acc": [0, 1, 2], "gravity_acc": [6, 7, 8]}
+    np.testing.assert_array_equal(replace.signals[:, :3], add.signals[:, 6:9])
+    assert apply_filters(rec, FilterConfig()) is rec
