@@ -64,9 +64,14 @@ def prepare(cfg: DataConfig, cache_dir: Path | None = None, progress: bool = Tru
     return ws
 
 
-def read_source(cfg: DataConfig, source: Path) -> list[Recording]:
-    """Run the configured reader and keep the configured subjects."""
+def read_source(cfg: DataConfig, source: Path) -> tuple[list[Recording], dict[str, int]]:
+    """Run the configured reader and keep the configured subjects.
+
+    Returns the recordings and the reader's own repair/skip counts (readers returning a
+    `ReadResult` report what they repaired or skipped in the source files).
+    """
     recordings = get_reader(cfg.reader)(source, **cfg.reader_options)
+    reader_counts = dict(getattr(recordings, "counts", {}))
     if not recordings:
         raise RecordingError(f"{source}: reader {cfg.reader!r} found no recordings")
     if cfg.subjects is not None:
@@ -75,7 +80,7 @@ def read_source(cfg: DataConfig, source: Path) -> list[Recording]:
         if missing:
             raise ConfigError(f"subjects {missing} are not in {source}; it has {sorted(present)}")
         recordings = [r for r in recordings if r.subject in cfg.subjects]
-    return recordings
+    return list(recordings), reader_counts
 
 
 def load_recordings(
@@ -85,7 +90,7 @@ def load_recordings(
 
     Returns the recordings and a report {"read": {...}, "repair": {...}, "dropped": {...}}.
     """
-    recordings = read_source(cfg, source)
+    recordings, reader_counts = read_source(cfg, source)
     read = {
         "recordings": len(recordings),
         "subjects": len({r.subject for r in recordings}),
@@ -110,6 +115,7 @@ def load_recordings(
     if not out:
         raise RecordingError(f"{source}: no recording is at least one window long")
     _check_consistent(out)
+    repairs.update({f"reader_{k}": v for k, v in reader_counts.items()})
     return out, {"read": read, "repair": dict(repairs), "dropped": dict(dropped)}
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-KNOWN_UNITS = frozenset({"g", "m/s^2", "rad/s", "deg/s", "m", "bpm", "degC", "a.u."})
+KNOWN_UNITS = frozenset({"g", "m/s^2", "rad/s", "deg/s", "m", "bpm", "degC", "uT", "a.u."})
 
 
 class RecordingError(ValueError):
@@ -56,15 +56,19 @@ class Recording:
         return self.n_samples / self.rate_hz
 
     def validate(self) -> Recording:
-        """Check shapes, units, finiteness and time stamps; raise `RecordingError` naming the source."""
+        """Check shapes, units, finiteness and time stamps; raise `RecordingError` naming it."""
         where = f"{self.source} (subject {self.subject}, session {self.session})"
         if self.signals.ndim != 2:
-            raise RecordingError(f"{where}: signals must be 2-D [T, C], got shape {self.signals.shape}")
+            raise RecordingError(
+                f"{where}: signals must be 2-D [T, C], got shape {self.signals.shape}"
+            )
         n, c = self.signals.shape
         if self.signals.dtype != np.float32:
             raise RecordingError(f"{where}: signals must be float32, got {self.signals.dtype}")
         if len(self.channels) != c:
-            raise RecordingError(f"{where}: {c} signal columns but {len(self.channels)} channel names")
+            raise RecordingError(
+                f"{where}: {c} signal columns but {len(self.channels)} channel names"
+            )
         if len(self.units) != c:
             raise RecordingError(f"{where}: {c} signal columns but {len(self.units)} units")
         unknown = sorted(set(self.units) - KNOWN_UNITS)
@@ -81,7 +85,9 @@ class Recording:
         for name, idx in self.groups.items():
             bad = [i for i in idx if not 0 <= i < c]
             if bad:
-                raise RecordingError(f"{where}: group {name!r} has channel indices {bad} outside 0..{c - 1}")
+                raise RecordingError(
+                    f"{where}: group {name!r} has channel indices {bad} outside 0..{c - 1}"
+                )
         if not np.isfinite(self.signals).all():
             rows = np.flatnonzero(~np.isfinite(self.signals).all(axis=1))
             raise RecordingError(
@@ -90,7 +96,9 @@ class Recording:
             )
         if self.timestamps is not None:
             if self.timestamps.shape != (n,):
-                raise RecordingError(f"{where}: timestamps must have shape ({n},), got {self.timestamps.shape}")
+                raise RecordingError(
+                    f"{where}: timestamps must have shape ({n},), got {self.timestamps.shape}"
+                )
             steps = np.diff(self.timestamps)
             if (steps <= 0).any():
                 i = int(np.flatnonzero(steps <= 0)[0])

@@ -73,7 +73,10 @@ class WindowSet:
         """Channel indices of the named groups, in the order given (e.g. ["acc", "gyro"])."""
         missing = [g for g in groups if g not in self.meta["groups"]]
         if missing:
-            raise KeyError(f"channel group(s) {missing} not in this WindowSet; it has {sorted(self.meta['groups'])}")
+            raise KeyError(
+                f"channel group(s) {missing} not in this WindowSet; "
+                f"it has {sorted(self.meta['groups'])}"
+            )
         return [i for g in groups for i in self.meta["groups"][g]]
 
     def save(self, stem: Path) -> None:

@@ -8,11 +8,31 @@ format never slow down or break another.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from data_prep.recording import Recording
 
 ReaderFn = Callable[..., list[Recording]]
+
+
+class ReadResult(list):
+    """A reader's recordings (a plain `list[Recording]`) plus what it repaired or skipped.
+
+    `counts`: reason -> number of records; `examples`: reason -> a few locations ("file:line")
+    so that every repaired or skipped record can be found. Readers with nothing to report
+    return a plain list.
+    """
+
+    def __init__(
+        self,
+        recordings: Iterable[Recording] = (),
+        counts: dict[str, int] | None = None,
+        examples: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(recordings)
+        self.counts = dict(counts or {})
+        self.examples = dict(examples or {})
+
 
 #: reader name -> module that defines it (imported on first use)
 READER_MODULES: dict[str, str] = {
