@@ -24,6 +24,9 @@ class HARModel(nn.Module):
 
     #: names of the entries of `ModelOutput.features`, shallow to deep
     feature_names: tuple[str, ...] = ()
+    #: (low, high) parameter count of the default configuration for its intended input
+    #: (teachers and peers: acc+gyro, 6 channels; students: acc, 3 channels); checked by tests
+    param_range: tuple[int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -35,6 +38,9 @@ class LogitsOnly(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        # take the model's mode: torch.onnx.export restores the wrapper's mode afterwards, and a
+        # wrapper left in training mode would switch an eval-mode model back to training
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).logits

@@ -1,0 +1,93 @@
+"""The tiny student family: presets, widths, and the graph onnxruntime gets."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import onnx
+import pytest
+import torch
+
+from harkd.deploy.flops import count_params
+from harkd.models import LogitsOnly, build_model
+from harkd.models.tiny import TINY_PRESETS
+
+
+def test_presets_grow_from_about_1k_to_about_30k_params() -> None:
+    sizes = [count_params(build_model(name, 3, 6, 128)) for name in TINY_PRESETS]
+    assert sizes == sorted(sizes)
+    assert 1_000 <= sizes[0] <= 2_000
+    assert 20_000 <= sizes[-1] <= 30_000
+    assert 3_000 <= count_params(build_model("tiny", 3, 6, 128)) <= 10_000
+
+
+@pytest.mark.parametrize("name", sorted(TINY_PRESETS))
+def test_channel_counts_are_multiples_of_8(name: str) -> None:
+    model = build_model(name, 3, 6, 128)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.out_channels % 8 == 0 for c in convs)
+
+
+def test_width_and_depth_options() -> None:
+    model = build_model("tiny", 3, 6, 128, widths=[8, 16, 32], strides=[2, 2, 2], width=2.0)
+    feats = model(torch.randn(2, 3, 128)).features
+    # stem, then (depthwise, pointwise) per block
+    shapes = [(16, 61), (16, 31), (32, 31), (32, 16), (64, 16)]  # stem unpadded: (128 - 7) // 2 + 1
+    assert [tuple(feats[f"stage{i + 1}"].shape[1:]) for i in range(5)] == shapes
+    assert tuple(feats) == model.feature_names[:5] + ("final", "embedding")
+    with pytest.raises(ValueError, match="one stride per entry of widths"):
+        build_model("tiny", 3, 6, 128, widths=[8, 16, 32], strides=[4, 2])
+    with pytest.raises(ValueError, match="width must be > 0"):
+        build_model("tiny", 3, 6, 128, width=0)
+
+
+def test_exported_graph_is_convolutions_pool_and_gemm() -> None:
+    """BN folds into the convolutions at export and the graph stays a handful of nodes
+    (onnxruntime spends about a microsecond per node at batch 1)."""
+    model = build_model("tiny", 3, 6, 128).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LogitsOnly(model),
+            torch.randn(1, 3, 128),
+            buf,
+            opset_version=17,
+            dynamo=False,
+            input_names=["x"],
+        )
+    graph = onnx.load_from_string(buf.getvalue()).graph
+    # Constant / Identity nodes only hold constants (the Unsqueeze axis, deduplicated folded
+    # biases): onnxruntime folds them away when it loads the graph
+    ops = [n.op_type for n in graph.node if n.op_type not in {"Constant", "Identity"}]
+    assert "BatchNormalization" not in ops
+    assert ops == [
+        "Unsqueeze",
+        "Conv",
+        "Relu",
+        "Conv",
+        "Relu",
+        "Conv",
+        "Relu",
+        "ReduceMean",
+        "Gemm",
+    ]
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_folded_normalization_takes_raw_windows(train: bool) -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, 6, 128)
+    model.train()
+    model(torch.randn(64, 3, 128))  # move BN statistics away from their initial values
+    model.train(train)
+    mean, std = torch.tensor([0.8, -0.1, 0.05]), torch.tensor([0.4, 0.35, 0.3])
+    raw = torch.randn(4, 3, 128) * std[:, None] + mean[:, None]
+    with torch.no_grad():
+        expected = model((raw - mean[:, None]) / std[:, None])
+        model.fold_input_normalization(mean.tolist(), std.tolist())
+        got = model(raw)
+    torch.testing.assert_close(got.logits, expected.logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="2 means and 2 stds, the model 3 input channels"):
+        model.fold_input_normalization([0.0, 0.0], [1.0, 1.0])
