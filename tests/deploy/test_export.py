@@ -1,0 +1,73 @@
+"""ONNX export: equality with PyTorch on real windows for every registered model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from harkd.deploy.export import (
+    MAX_ABS_DIFF,
+    NORM_KEY,
+    OPSET,
+    check_export,
+    export_onnx,
+    onnx_logits,
+    read_metadata,
+)
+from harkd.deploy.latency import make_session
+from harkd.models import build_model, list_models
+
+
+@pytest.mark.parametrize("name", sorted(list_models()))
+def test_export_matches_pytorch_on_real_windows(name, acc_data, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(name, 3, acc_data.num_classes, 128).eval()
+    meta = {"harkd.model": name, "harkd.label_names": ["a", "b"]}
+    path = export_onnx(model, tmp_path / f"{name}.onnx", 3, 128, meta, acc_data.norm)
+    check = check_export(model, path, acc_data.x_test[:200], acc_data.norm)
+    assert check.windows == 200
+    assert check.max_abs_diff <= MAX_ABS_DIFF, check
+    assert check.argmax_agreement >= 0.999, check
+    assert check.passed
+    proto = onnx.load(str(path))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
+    assert [i.name for i in proto.graph.input] == ["windows"]
+    assert [o.name for o in proto.graph.output] == ["logits"]
+    assert read_metadata(proto)["harkd.model"] == name
+    # dynamic batch: 1 and 7 windows both run and give [B, classes]
+    session = make_session(path)
+    for batch in (1, 7):
+        out = session.run(["logits"], {"windows": acc_data.x_test[:batch]})[0]
+        assert out.shape == (batch, acc_data.num_classes)
+
+
+def test_normalisation_recorded_instead_of_folded(trained_tiny, acc_data, tmp_path):
+    folded = export_onnx(trained_tiny, tmp_path / "f.onnx", 3, 128, {}, acc_data.norm)
+    recorded = export_onnx(trained_tiny, tmp_path / "r.onnx", 3, 128, {}, acc_data.norm,
+                           fold_normalization=False)
+    meta = read_metadata(onnx.load(str(recorded)))
+    assert meta[NORM_KEY]["folded"] is False
+    assert meta[NORM_KEY]["mean"] == pytest.approx(acc_data.norm[0])
+    assert read_metadata(onnx.load(str(folded)))[NORM_KEY]["folded"] is True
+    # the folded graph normalises by itself, in one node before the model's first one
+    def ops(path):
+        nodes = onnx.load(str(path)).graph.node
+        return [n.op_type for n in nodes if n.op_type not in ("Constant", "Identity")]
+
+    assert ops(folded) == ["BatchNormalization", *ops(recorded)]
+    # onnx_logits applies the recorded normalisation, so both agree with PyTorch
+    check = check_export(trained_tiny, recorded, acc_data.x_test[:300], acc_data.norm)
+    assert check.passed, check
+    np.testing.assert_allclose(
+        onnx_logits(folded, acc_data.x_test[:50]), onnx_logits(recorded, acc_data.x_test[:50]),
+        atol=1e-4,
+    )
+
+
+def test_bad_normalisation_is_rejected(trained_tiny, tmp_path):
+    with pytest.raises(ValueError, match="std must be > 0"):
+        export_onnx(trained_tiny, tmp_path / "x.onnx", 3, 128, {}, ([0, 0, 0], [1, 0, 1]))
+    with pytest.raises(ValueError, match="normalisation has 2 channels, the model 3"):
+        export_onnx(trained_tiny, tmp_path / "x.onnx", 3, 128, {}, ([0, 0], [1, 1]))

@@ -1,0 +1,44 @@
+"""Latency harness: ordered figures, a positive floor, consistent multiples, honest counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from harkd.deploy.export import logits_module
+from harkd.deploy.flops import count_macs
+from harkd.deploy.latency import benchmark, load_onnx, node_costs, profile_nodes
+
+
+def test_benchmark_figures_are_sane(tiny_onnx, trained_tiny, acc_data):
+    module = logits_module(trained_tiny, acc_data.norm)
+    res = benchmark(tiny_onnx, runs=300, warmup=30, batch=32, module=module)
+    assert res["input"] == [3, 128] and res["threads"] == 1
+    assert res["file_bytes"] == tiny_onnx.stat().st_size
+    for key in ("batch1", "batchN"):
+        model, floor, x = res[key]["model"], res[key]["floor"], res[key]["x_floor"]
+        for stats in (model, floor):
+            assert 0 < stats["p50_us"] <= stats["p90_us"] <= stats["p99_us"]
+            assert stats["mean_us"] > 0
+        for q in ("p50", "p90", "p99", "mean"):
+            assert x[q] == pytest.approx(model[f"{q}_us"] / floor[f"{q}_us"])
+    assert res["batch1"]["model"]["runs"] == 300
+    assert res["batchN"]["batch"] == 32
+    eager = res["torch_eager"]
+    assert eager["stats"]["p50_us"] > 0
+    assert eager["x_onnx"]["p50"] == pytest.approx(
+        eager["stats"]["p50_us"] / res["batch1"]["model"]["p50_us"]
+    )
+    # MACs counted from the graph agree with those counted from the module
+    assert res["macs"]["total"] == count_macs(trained_tiny, (1, 3, 128))
+    assert res["macs"]["Conv"] > 0 and res["macs"]["Gemm"] > 0
+
+
+def test_per_node_attribution(tiny_onnx):
+    costs = node_costs(tiny_onnx, 3, 128, runs=100, warmup=10)
+    ops = [c["op"] for c in costs]
+    assert ops[0] == "BatchNormalization" and "Conv" in ops and ops[-1] == "Gemm"
+    assert all(c["prefix_p50_us"] > 0 for c in costs)
+    prof = profile_nodes(tiny_onnx, 3, 128, runs=50)
+    assert prof["run_us"] > 0 and prof["nodes"]
+    assert {n["op"] for n in prof["nodes"]} >= {"BatchNormalization", "Gemm"}
+    assert len(load_onnx(tiny_onnx).graph.input) == 1
