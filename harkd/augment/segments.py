@@ -1,0 +1,178 @@
+"""Ops that reorder or mask parts of a window: permutation, reverse, time and channel dropout.
+
+Permutation of segments: Um et al., ICMI 2017 (arXiv 1706.00527). Reversal and time-point
+dropout follow tsaug's `Reverse` and `Dropout` (Wen et al., "Time Series Data Augmentation for
+Deep Learning: A Survey", IJCAI 2021, arXiv 2002.12478); channel dropout is the sensor-level
+dropout of Iwana & Uchida, "An empirical survey of data augmentation for time series
+classification with neural networks", PLOS ONE 2021 (arXiv 2007.15951).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from harkd.augment.base import Augmenter, rand, register_op
+
+
+@register_op
+class Permutation(Augmenter):
+    """Cut the window into `n_segments` pieces and concatenate them in a random order.
+
+    Args:
+        p: probability that a sample is augmented.
+        n_segments: number of pieces (>= 2).
+        equal: equal-length pieces (True) or random cut points (False): sorted uniform
+            positions, spaced so that every piece has at least one step.
+    """
+
+    name = "permutation"
+
+    def __init__(self, p: float = 1.0, n_segments: int = 4, equal: bool = False) -> None:
+        super().__init__(p)
+        if int(n_segments) < 2:
+            raise ValueError(f"{self.name}: n_segments must be >= 2, got {n_segments}")
+        self.n_segments = int(n_segments)
+        self.equal = bool(equal)
+
+    def transform(self, x: Tensor, g: torch.Generator) -> Tensor:
+        B, C, T = x.shape
+        n = self.n_segments
+        if n > T:
+            raise ValueError(f"{self.name}: n_segments {n} > window length {T}")
+        dev = x.device
+        if self.equal:
+            cuts = torch.linspace(0, T, n + 1, device=dev).round().long()[1:-1].expand(B, -1)
+        else:  # sorted uniforms spaced apart: n-1 strictly increasing cut points in 1..T-1
+            u = rand(g, (B, n - 1), x).sort(dim=-1).values
+            cuts = (u * (T - n + 1)).long() + torch.arange(1, n, device=dev)
+        zero = torch.zeros(B, 1, dtype=torch.long, device=dev)
+        full = torch.full((B, 1), T, dtype=torch.long, device=dev)
+        start = torch.cat([zero, cuts], dim=1)
+        length = torch.cat([cuts, full], dim=1) - start
+        order = rand(g, (B, n), x).argsort(dim=-1)
+        out_len = length.gather(1, order)
+        out_end = out_len.cumsum(dim=1)
+        t = torch.arange(T, device=dev).expand(B, -1).contiguous()
+        k = torch.zeros_like(t)  # output segment of each step (a loop over the few segments)
+        for j in range(n - 1):
+            k += t >= out_end[:, j : j + 1]
+        offset = t - (out_end - out_len).gather(1, k)
+        src = start.gather(1, order.gather(1, k)) + offset
+        return x.gather(2, src.unsqueeze(1).expand(-1, C, -1))
+
+
+@register_op
+class Reverse(Augmenter):
+    """Reverse the time axis (tsaug `Reverse`)."""
+
+    name = "reverse"
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__(p)
+
+    def transform(self, x: Tensor, g: torch.Generator) -> Tensor:
+        return x.flip(-1)
+
+
+@register_op
+class TimeDropout(Augmenter):
+    """Drop random blocks of time steps and fill them (tsaug `Dropout`).
+
+    Each time step after the first starts a dropped block of `size` steps with probability
+    `rate / size`, so about a fraction `rate` of the steps is dropped.
+
+    Args:
+        p: probability that a sample is augmented.
+        rate: expected fraction of dropped steps.
+        size: block length in steps.
+        fill: "ffill" (hold the last kept value) or a number.
+        per_channel: independent blocks per channel (True) or shared by all channels.
+    """
+
+    name = "time_dropout"
+
+    def __init__(
+        self,
+        p: float = 1.0,
+        rate: float = 0.05,
+        size: int = 1,
+        fill: str | float = "ffill",
+        per_channel: bool = False,
+    ) -> None:
+        super().__init__(p)
+        if not 0.0 <= rate <= 1.0 or int(size) < 1:
+            raise ValueError(f"{self.name}: need 0 <= rate <= 1 and size >= 1, got {rate}, {size}")
+        if isinstance(fill, str) and fill != "ffill":
+            raise ValueError(f"{self.name}: fill must be 'ffill' or a number, got {fill!r}")
+        self.rate, self.size, self.fill, self.per_channel = (
+            float(rate),
+            int(size),
+            fill,
+            per_channel,
+        )
+
+    def transform(self, x: Tensor, g: torch.Generator) -> Tensor:
+        B, C, T = x.shape
+        rows = B * C if self.per_channel else B
+        dropped = bernoulli_steps(rows, T, self.rate / self.size, g, x)
+        if self.size > 1:  # step t is dropped if a block started in (t - size, t]
+            padded = F.pad(dropped.unsqueeze(1).to(x.dtype), (self.size - 1, 0))
+            dropped = F.max_pool1d(padded, self.size, stride=1).squeeze(1) > 0
+        dropped = dropped.view(B, -1, T)  # [B, 1, T], or [B, C, T] per channel
+        if self.fill != "ffill":
+            return x.masked_fill(dropped, float(self.fill))
+        # each step reads the last kept step at or before it (dense: no host sync on a GPU)
+        t = torch.arange(T, device=x.device)
+        last_kept = torch.where(dropped, 0, t).cummax(dim=-1).values
+        return x.gather(2, last_kept.expand(B, C, T))
+
+
+def bernoulli_steps(rows: int, T: int, q: float, g: torch.Generator, like: Tensor) -> Tensor:
+    """Bool [rows, T]: each step but the first is True with probability `q`, independently.
+
+    For small `q` the True steps are placed by geometric gaps (log(U) / log(1 - q)), which
+    needs about q*T uniforms per row instead of T: K gaps per row cover the binomial count
+    of True steps to more than 7 standard deviations (plus 8), so the truncation is never
+    reached in practice. Otherwise one uniform per step.
+    """
+    if q <= 0.0:
+        return torch.zeros(rows, T, dtype=torch.bool, device=like.device)
+    n = T - 1
+    k = math.ceil(n * q + 7 * math.sqrt(n * q * (1 - q)) + 8)
+    if q >= 1.0 or k >= n // 2:
+        out = rand(g, (rows, T), like) < q
+        out[:, 0] = False
+        return out
+    u = 1.0 - rand(g, (rows, k), like)  # in (0, 1]
+    gaps = torch.floor(torch.log(u) / math.log1p(-q)) + 1
+    position = gaps.cumsum(dim=1).clamp(max=T).long()  # T: beyond the window
+    out = torch.zeros(rows, T + 1, dtype=torch.bool, device=like.device)
+    out.scatter_(1, position, True)
+    return out[:, :T]
+
+
+@register_op
+class ChannelDropout(Augmenter):
+    """Set whole channels to `fill` (0 is the training mean for standardised windows).
+
+    Args:
+        p: probability that a sample is augmented.
+        rate: probability that each channel of an augmented sample is dropped.
+        fill: value written into dropped channels.
+    """
+
+    name = "channel_dropout"
+
+    def __init__(self, p: float = 1.0, rate: float = 0.2, fill: float = 0.0) -> None:
+        super().__init__(p)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{self.name}: rate must be in [0, 1], got {rate}")
+        self.rate, self.fill = float(rate), float(fill)
+
+    def transform(self, x: Tensor, g: torch.Generator) -> Tensor:
+        drop = rand(g, (x.shape[0], x.shape[1], 1), x) < self.rate
+        return x.masked_fill(drop, self.fill)
