@@ -8,11 +8,12 @@ the trainer sums the dict and logs each term (the mdistiller contract). Multi-st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from harkd.models.base import HARModel, ModelOutput
@@ -119,6 +120,45 @@ class Distiller(nn.Module):
         """Parameters the optimiser updates in the current stage (never a teacher's)."""
         teacher_ids = {id(p) for p in self.teachers.parameters()}
         return [p for p in self.parameters() if p.requires_grad and id(p) not in teacher_ids]
+
+
+class MethodParams(BaseModel):
+    """Base of each method's YAML `distill.params` model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_params(model: type[MethodParams], params: dict[str, Any], method: str) -> MethodParams:
+    """Validate `params` for `method`; errors name each bad key and list the allowed ones."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as err:
+        allowed = sorted(model.model_fields)
+        lines = [f"distill.params for method {method!r} are invalid (allowed keys: {allowed})"]
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                lines.append(f"  unknown parameter {loc!r}")
+            else:
+                lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
+        raise ValueError("\n".join(lines)) from None
+
+
+def select_teacher(teachers: Mapping[str, FrozenTeacher], name: str | None, method: str) -> str:
+    """The name of the teacher a one-teacher method uses: `name`, or the only teacher's."""
+    if name is None:
+        if len(teachers) != 1:
+            raise ValueError(
+                f"method {method!r} needs exactly one teacher, or distill.params.teacher "
+                f"naming one; teachers given: {sorted(teachers)}"
+            )
+        return next(iter(teachers))
+    if name not in teachers:
+        raise ValueError(
+            f"method {method!r}: distill.params.teacher={name!r} is not among the teachers "
+            f"{sorted(teachers)}"
+        )
+    return name
 
 
 DistillerFactory = Callable[..., Distiller]
