@@ -28,7 +28,9 @@ class Section(BaseModel):
 class ModelConfig(Section):
     name: str = Field(description="registered model name (harkd.models.list_models())")
     view: list[str] = Field(default_factory=lambda: ["acc"], description="channel groups it sees")
-    params: dict[str, Any] = Field(default_factory=dict, description="constructor keyword arguments")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="constructor keyword arguments"
+    )
 
 
 class TeacherConfig(ModelConfig):
@@ -136,7 +138,9 @@ def _resolve_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None
         ann = field.annotation
         args = getattr(ann, "__args__", ())
         candidates = [ann, *args]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
     return current
 
 
