@@ -1,0 +1,176 @@
+"""WindowSet loading for a run, views, normalisation and batch iteration (ARCHITECTURE.md 1-3).
+
+`load_windowset(cfg)` prepares (or loads from the cache) the data protocol of a run config with
+its `data_overrides`; `view_channels` turns a view (channel groups) into channel indices;
+`Normalizer` applies the training split's per-channel mean/std; `make_loader` iterates over one
+split in batches whose shuffling order depends only on (seed, epoch), so a resumed run sees the
+same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from data_prep.config import DataConfig, validate_data_config
+from data_prep.windowset import SPLITS, WindowSet
+from harkd.config import ConfigError, RunConfig, load_yaml
+
+
+def merge_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `raw` with `overrides` set; keys may be dotted ("split.fold") or nested.
+
+    Mappings merge into mappings (so {"split": {"fold": 3}} keeps the other split keys); any
+    other value replaces what was there.
+    """
+    out = json.loads(json.dumps(raw))
+    for key, value in overrides.items():
+        *parents, leaf = str(key).split(".")
+        node = out
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"data_overrides.{key}: {part!r} is not a mapping")
+            node = child
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = merge_overrides(node[leaf], value)
+        else:
+            node[leaf] = json.loads(json.dumps(value))
+    return out
+
+
+def data_config(cfg: RunConfig) -> DataConfig:
+    """The run's data protocol: `cfg.data` with `cfg.data_overrides` applied and validated."""
+    raw = merge_overrides(load_yaml(cfg.data), cfg.data_overrides)
+    return validate_data_config(raw, source=f"{cfg.data} (with data_overrides)")
+
+
+def load_windowset(
+    cfg: RunConfig, cache_dir: Path | None = None, progress: bool = False
+) -> WindowSet:
+    """Prepare (or load from the cache) the WindowSet of a run config."""
+    from data_prep.pipeline import prepare
+
+    return prepare(data_config(cfg), cache_dir=cache_dir, progress=progress)
+
+
+def view_channels(ws: WindowSet, groups: Sequence[str]) -> list[int]:
+    """Channel indices of a view (channel groups, in the order given)."""
+    if not groups:
+        raise ConfigError("a view must name at least one channel group")
+    missing = [g for g in groups if g not in ws.groups]
+    if missing:
+        raise ConfigError(
+            f"view {list(groups)}: channel group(s) {missing} are not in the data; "
+            f"it has {sorted(ws.groups)}"
+        )
+    return ws.channel_indices(list(groups))
+
+
+class Normalizer:
+    """Per-channel standardisation `(x - mean) / std` with training-split statistics."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        self.std = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if self.mean.shape != self.std.shape:
+            raise ValueError(f"norm mean {list(self.mean.shape)} and std {list(self.std.shape)}")
+        if not bool(torch.isfinite(self.mean).all() and (self.std > 0).all()):
+            raise ValueError(f"norm must be finite with std > 0, got std {self.std.tolist()}")
+
+    @classmethod
+    def from_windowset(cls, ws: WindowSet) -> Normalizer:
+        """The statistics `data_prep` computed on the training split (`meta["norm"]`)."""
+        if "norm" not in ws.meta:
+            raise KeyError("WindowSet meta has no 'norm' (training-split statistics)")
+        return cls(ws.meta["norm"]["mean"], ws.meta["norm"]["std"])
+
+    def select(self, channels: Sequence[int]) -> Normalizer:
+        """The statistics of a subset of channels (a model's view)."""
+        idx = list(channels)
+        return Normalizer(self.mean[idx], self.std[idx])
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Standardise windows [B, C, T] (C must match the statistics)."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.ndim != 3 or x.shape[1] != self.mean.numel():
+            raise ValueError(f"expected windows [B, {self.mean.numel()}, T], got {list(x.shape)}")
+        return (x - self.mean.view(1, -1, 1)) / self.std.view(1, -1, 1)
+
+
+class WindowLoader:
+    """Batches `(x [B, C, T], y [B])` of one split, normalised once up front.
+
+    With `shuffle`, epoch `e` visits the windows in the order of a permutation drawn from
+    `numpy.random.default_rng([seed, e])` (set it with `set_epoch`). Every window is visited
+    once per epoch; a lone last window joins the batch before it (BatchNorm needs two samples).
+    """
+
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int
+    ) -> None:
+        if len(x) == 0:
+            raise ValueError("cannot make batches of an empty split")
+        self.x, self.y = x, y
+        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        n, b = len(self.x), self.batch_size
+        starts = list(range(0, n, b))
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+    def __len__(self) -> int:
+        return len(self._bounds())
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.x)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+            order_t = torch.from_numpy(order)
+        for lo, hi in self._bounds():
+            if self.shuffle:
+                idx = order_t[lo:hi]
+                yield self.x[idx], self.y[idx]
+            else:
+                yield self.x[lo:hi], self.y[lo:hi]
+
+
+def make_loader(
+    ws: WindowSet,
+    split: str,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    normalizer: Normalizer | None = None,
+) -> WindowLoader:
+    """Batches of every channel of `split`, standardised with `normalizer` (default: the
+    WindowSet's training-split statistics)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits are {list(SPLITS)}")
+    m = ws.mask(split)
+    normalizer = normalizer or Normalizer.from_windowset(ws)
+    x = normalizer(ws.X[m])
+    y = torch.as_tensor(ws.y[m], dtype=torch.long)
+    if len(x) == 0:
+        raise ValueError(
+            f"split {split!r} has no windows (subjects: "
+            f"{ws.meta.get('split_subjects', {}).get(split)})"
+        )
+    return WindowLoader(x, y, batch_size, shuffle, seed)

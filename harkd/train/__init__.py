@@ -1,0 +1,1 @@
+"""Training: `fit` (loop.py) drives a Distiller; metrics, checkpoints, seeding, run directories."""

@@ -1,0 +1,586 @@
+"""`fit`: train one run config by driving its Distiller (method `none` trains a model alone).
+
+Per batch: the windows (every channel, normalised with training-split statistics) go through
+the augmentation policy with a seeded `torch.Generator` (the teachers see the clean windows when
+`augment.teacher_input: clean`); with `train.class_weights` the columns of `y_soft` are scaled
+by inverse class frequency, which turns every cross-entropy against `y_soft` into the
+class-weighted one. The Distiller returns its losses; their sum is minimised with AdamW on
+`distiller.trainable_parameters()` under the schedule of `train.schedule`, with gradient-norm
+clipping. Each stage of `distiller.stages()` has its own optimiser and schedule. After every
+epoch of a stage that selects the model, the student is scored on the validation split: the
+best validation macro-F1 picks the model (the test split is never looked at before the end)
+and `train.patience` epochs without improvement end the stage. A checkpoint is written
+atomically after every epoch, so an interrupted run resumes there and ends with the same
+weights as an uninterrupted one; a finished run with the same config is returned from its
+metrics.json without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data_prep.windowset import SPLITS, WindowSet
+from harkd.config import ConfigError, RunConfig
+from harkd.data import Normalizer, WindowLoader, load_windowset, make_loader, view_channels
+from harkd.distill.base import (
+    Batch,
+    DistillContext,
+    Distiller,
+    FrozenTeacher,
+    Stage,
+    ViewModel,
+    build_distiller,
+)
+from harkd.models.base import build_model
+from harkd.train.checkpoint import (
+    load_checkpoint,
+    load_run_model,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_checkpoint,
+    save_model,
+    with_prefix,
+)
+from harkd.train.metrics import classification_metrics, predict
+from harkd.train.plots import confusion_csv, plot_confusion, plot_curve
+from harkd.train.rundir import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_yaml
+from harkd.train.schedule import lr_factor
+from harkd.train.seeding import rng_state, seed_everything, set_rng_state
+
+#: a hook called after each epoch's checkpoint is written (global epoch, 0-based)
+EpochHook = Callable[[int], None]
+_AUGMENT_SEED_OFFSET = 0x5EED
+
+
+@dataclass
+class RunResult:
+    """What a finished run measured; `metrics[split]` as `classification_metrics` returns."""
+
+    metrics: dict[str, dict[str, Any]]
+    best_epoch: int | None
+    epochs_run: int
+    timings: dict[str, float]
+    n_params: int
+    run_dir: Path
+    config_hash: str
+    seed: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    from_cache: bool = False
+    name: str = "run"
+    inputs_hash: str = ""
+
+    def summary(self) -> str:
+        """One line: test and validation scores, selection epoch, size, time, directory."""
+        t, v = self.metrics["test"], self.metrics["val"]
+        best = "-" if self.best_epoch is None else str(self.best_epoch + 1)
+        return (
+            f"{self.name}: test macro-F1 {t['macro_f1']:.4f} acc {t['accuracy']:.4f} "
+            f"ECE {t['ece']:.3f} | val macro-F1 {v['macro_f1']:.4f} | best epoch {best}/"
+            f"{self.epochs_run} | {self.n_params:,} params | "
+            f"{self.timings.get('train_s', 0.0):.1f} s ({self.timings.get('s_per_epoch', 0.0):.2f}"
+            f" s/epoch) | seed {self.seed} | {self.run_dir}"
+            + (" (reused)" if self.from_cache else "")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        d.pop("from_cache")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], run_dir: Path) -> RunResult:
+        names = {f.name for f in dataclasses.fields(cls)} - {"run_dir", "from_cache"}
+        return cls(**{k: d[k] for k in names if k in d}, run_dir=run_dir, from_cache=True)
+
+
+def fit(
+    cfg: RunConfig,
+    ws: WindowSet | None = None,
+    run_dir: str | Path | None = None,
+    progress: bool = True,
+    *,
+    cache_dir: Path | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> RunResult:
+    """Train `cfg` (see the module docstring) and return its `RunResult`.
+
+    Args:
+        cfg: the run config; `cfg.distill.method` "none" trains `cfg.model` alone.
+        ws: the prepared WindowSet (default: `harkd.data.load_windowset(cfg, cache_dir)`).
+        run_dir: the run directory (default `<cfg.output_dir>/<cfg.name>`).
+        progress: tqdm bars and one line per epoch on stderr.
+        on_epoch_end: called with the global epoch after its checkpoint is on disk (tests use
+            it to interrupt a run).
+    """
+    rd = RunDir(Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.name)
+    ws = ws if ws is not None else load_windowset(cfg, cache_dir, progress)
+    teachers_meta = teacher_sidecars(cfg)
+    inputs = inputs_hash(cfg, ws, teachers_meta)
+    cached = reuse(rd, cfg.config_hash(), inputs)
+    if cached is not None:
+        if progress:
+            print(
+                f"reusing {rd.root}: finished with the same config {cached.config_hash}",
+                file=sys.stderr,
+            )
+        return cached
+    return _Trainer(cfg, ws, rd.make(), progress, inputs, on_epoch_end).run()
+
+
+def inputs_hash(cfg: RunConfig, ws: WindowSet, teachers_meta: dict[str, dict]) -> str:
+    """Hash of what a run's result depends on beyond its config: the data and the teachers."""
+    blob = json.dumps(
+        {
+            "config": cfg.config_hash(),
+            "data": ws.meta.get("config_hash"),
+            "teachers": {k: m.get("config_hash") for k, m in sorted(teachers_meta.items())},
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def reuse(rd: RunDir, config_hash: str, inputs: str) -> RunResult | None:
+    """The stored result of a finished run with the same config, data and teachers."""
+    if not rd.metrics.is_file():
+        return None
+    stored = json.loads(rd.metrics.read_text())
+    if stored.get("config_hash") != config_hash or stored.get("inputs_hash") != inputs:
+        return None
+    return RunResult.from_dict(stored, rd.root)
+
+
+def teacher_sidecars(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """The model.json of every configured teacher run (errors name the missing piece)."""
+    out = {}
+    for name, t in cfg.teachers.items():
+        if t.run_dir is None:
+            raise ConfigError(
+                f"teachers.{name}.run_dir is not set: name a finished `harkd train` run"
+            )
+        path = Path(t.run_dir) / "model.json"
+        if not path.is_file():
+            raise ConfigError(
+                f"teachers.{name}.run_dir: {path} not found; train the teacher first "
+                f"(`harkd train` with model.name={t.name})"
+            )
+        out[name] = json.loads(path.read_text())
+    return out
+
+
+def load_teachers(cfg: RunConfig, ws: WindowSet) -> dict[str, FrozenTeacher]:
+    """Frozen teachers from their run directories, checked against the config and the data."""
+    test_subjects = set(ws.meta.get("split_subjects", {}).get("test", []))
+    teachers = {}
+    for name, t in cfg.teachers.items():
+        model, meta = load_run_model(t.run_dir)
+        where = f"teachers.{name} ({t.run_dir})"
+        if meta["model"] != t.name:
+            raise ConfigError(f"{where}: the run trained {meta['model']!r}, config says {t.name!r}")
+        if list(meta["view"]) != list(t.view):
+            raise ConfigError(f"{where}: the run saw view {meta['view']}, config says {t.view}")
+        if t.params and meta["params"] != t.params:
+            raise ConfigError(f"{where}: the run used params {meta['params']}, config {t.params}")
+        if list(meta["label_names"]) != ws.label_names:
+            raise ConfigError(
+                f"{where}: classes {meta['label_names']} differ from the data's {ws.label_names}"
+            )
+        seen = set(meta.get("split_subjects", {}).get("train", [])) | set(
+            meta.get("split_subjects", {}).get("val", [])
+        )
+        if seen & test_subjects:
+            raise ConfigError(
+                f"{where}: the teacher was trained/selected on test subjects "
+                f"{sorted(seen & test_subjects)} of this run's data; retrain it on the same split"
+            )
+        channels = view_channels(ws, t.view)
+        norm = Normalizer.from_windowset(ws).select(channels)
+        if meta.get("norm") and not np.allclose(meta["norm"]["mean"], norm.mean.numpy(), atol=1e-4):
+            warnings.warn(
+                f"{where}: its training normalisation differs from this data's; the teacher "
+                "sees windows standardised with this run's statistics",
+                stacklevel=2,
+            )
+        teachers[name] = FrozenTeacher(model, channels)
+    return teachers
+
+
+@dataclass
+class _Progress:
+    """Where a run is: what the checkpoint's JSON state carries."""
+
+    stage_index: int = 0
+    stage_epoch: int = 0  # epochs finished in the current stage
+    stage_done: bool = False
+    global_epoch: int = 0
+    best_f1: float = -1.0
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    train_s: float = 0.0
+    train_windows: int = 0
+    pure_train_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Trainer:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        ws: WindowSet,
+        rd: RunDir,
+        progress: bool,
+        inputs: str,
+        on_epoch_end: EpochHook | None,
+    ) -> None:
+        self.cfg, self.ws, self.rd, self.show, self.inputs = cfg, ws, rd, progress, inputs
+        self.hook = on_epoch_end
+        tc = cfg.train
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        seed_everything(tc.seed)
+        self.window = int(ws.X.shape[-1])
+        self.channels = view_channels(ws, cfg.model.view)
+        try:
+            model = build_model(
+                cfg.model.name, len(self.channels), ws.num_classes, self.window, **cfg.model.params
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"model: {err.args[0] if err.args else err}") from None
+        context = DistillContext(ws.num_classes, self.window, ws.groups, ws.label_names)
+        teachers = load_teachers(cfg, ws) if cfg.teachers else {}
+        try:
+            self.distiller: Distiller = build_distiller(
+                cfg.distill.method,
+                ViewModel(model, self.channels),
+                teachers,
+                context,
+                cfg.distill.params,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"distill: {err.args[0] if err.args else err}") from None
+        self.policy = None
+        if cfg.augment.policy != "none":
+            from harkd.augment.policies import build_policy
+
+            try:
+                self.policy = build_policy(cfg.augment.policy, ws.groups, ws.meta["norm"])
+            except KeyError as err:
+                raise ConfigError(f"augment.policy: {err.args[0]}") from None
+        self.normalizer = Normalizer.from_windowset(ws)
+        self.loader: WindowLoader = make_loader(
+            ws, "train", tc.batch_size, shuffle=True, seed=tc.seed, normalizer=self.normalizer
+        )
+        self.val_x = self.normalizer(ws.X[ws.mask("val")])
+        self.val_y = ws.y[ws.mask("val")]
+        if len(self.val_y) == 0:
+            raise ValueError("the validation split is empty: model selection needs it")
+        self.class_weights = self._class_weights() if tc.class_weights else None
+        self.aug_gen = torch.Generator().manual_seed(tc.seed + _AUGMENT_SEED_OFFSET)
+        self.state = _Progress()
+        self.best: dict[str, torch.Tensor] | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._resume_tensors: dict[str, torch.Tensor] | None = None
+        self._resume_optim: dict[str, Any] | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _class_weights(self) -> torch.Tensor:
+        """n / (K * n_k) on the training split (mean weight 1 over training windows)."""
+        counts = np.bincount(self.ws.y[self.ws.mask("train")], minlength=self.ws.num_classes)
+        if (counts == 0).any():
+            missing = [self.ws.label_names[k] for k in np.flatnonzero(counts == 0)]
+            raise ValueError(f"train.class_weights: no training windows of classes {missing}")
+        w = counts.sum() / (len(counts) * counts)
+        return torch.tensor(w, dtype=torch.float32)
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        """The Distiller's state without its frozen teachers (their runs hold them)."""
+        return {
+            k: v for k, v in self.distiller.state_dict().items() if not k.startswith("teachers.")
+        }
+
+    def _load_state_tensors(self, tensors: dict[str, torch.Tensor], what: str) -> None:
+        result = self.distiller.load_state_dict(tensors, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("teachers.")]
+        if missing or result.unexpected_keys:
+            raise ValueError(
+                f"{self.rd.last}: {what} does not fit this run's Distiller: "
+                f"missing {missing}, unexpected {result.unexpected_keys}"
+            )
+
+    def _resume(self) -> None:
+        loaded = load_checkpoint(self.rd)
+        if loaded is None:
+            return
+        tensors, state = loaded
+        if state.get("config_hash") != self.cfg.config_hash() or state.get("inputs") != self.inputs:
+            self._say(f"{self.rd.last}: written for another config or data; starting over")
+            return
+        self.state = _Progress(**state["progress"])
+        self._load_state_tensors(with_prefix(tensors, "distiller"), "the checkpoint")
+        self.best = with_prefix(tensors, "best") if state["has_best"] else None
+        set_rng_state(tensors, state["rng"], self.aug_gen)
+        self._resume_tensors = tensors
+        self._resume_optim = state.get("optimizer")
+        self._say(f"resuming {self.rd.root} after epoch {self.state.global_epoch}")
+
+    # -- training ------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        atomic_write_yaml(self.rd.config, cfg.model_dump(mode="json"))
+        self.rd.metrics.unlink(missing_ok=True)  # another config's result: not this run's
+        self._resume()
+        stages = self.distiller.stages()
+        s = self.state
+        first = s.stage_index + (1 if s.stage_done else 0)
+        for si in range(first, len(stages)):
+            if si != s.stage_index:
+                s.stage_index, s.stage_epoch, s.stage_done, s.bad_epochs = si, 0, False, 0
+            self._run_stage(stages[si])
+        return self._finish(len(stages))
+
+    def _run_stage(self, stage: Stage) -> None:
+        tc, s = self.cfg.train, self.state
+        self.distiller.set_stage(stage.name)
+        params = self.distiller.trainable_parameters()
+        if not params:
+            raise ValueError(f"stage {stage.name!r} of {self.cfg.distill.method!r} trains nothing")
+        self.optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+        if self._resume_tensors is not None and s.stage_epoch > 0:
+            self.optimizer.load_state_dict(
+                optimizer_from_tensors(self._resume_tensors, self._resume_optim)
+            )
+        self._resume_tensors = None
+        n_epochs = stage.epochs or tc.epochs
+        while s.stage_epoch < n_epochs:
+            record = self._train_epoch(stage, params, n_epochs)
+            if stage.selects_model:
+                self._select(record)
+            s.history.append(record)
+            s.stage_epoch += 1
+            s.global_epoch += 1
+            stop = stage.selects_model and tc.patience is not None and s.bad_epochs >= tc.patience
+            s.stage_done = stop or s.stage_epoch >= n_epochs
+            self._checkpoint()
+            self._say(self._epoch_line(stage, n_epochs, record, stop))
+            if self.hook is not None:
+                self.hook(s.global_epoch - 1)
+            if stop:
+                break
+
+    def _train_epoch(self, stage: Stage, params: list, n_epochs: int) -> dict[str, Any]:
+        tc, s, d = self.cfg.train, self.state, self.distiller
+        self.loader.set_epoch(s.global_epoch)
+        steps = len(self.loader)
+        total_steps = n_epochs * steps
+        sums: dict[str, float] = {}
+        n_seen = 0
+        t0 = time.perf_counter()
+        bar = tqdm(
+            total=self.loader.n_windows,
+            unit="win",
+            unit_scale=True,
+            leave=False,
+            disable=not self.show,
+            desc=f"{self.cfg.name} {stage.name} {s.stage_epoch + 1}/{n_epochs}",
+        )
+        d.train()
+        for i, (x, y) in enumerate(self.loader):
+            batch = self._batch(x, y)
+            _, losses = d.forward_train(batch, s.stage_epoch)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                terms = {k: float(v) for k, v in losses.items()}
+                raise FloatingPointError(
+                    f"{self.rd.root}: non-finite loss at stage {stage.name!r} epoch "
+                    f"{s.stage_epoch + 1} step {i + 1}: {terms}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            lr = tc.lr * lr_factor(tc.schedule, s.stage_epoch * steps + i, total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.step()
+            b = len(x)
+            n_seen += b
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
+            bar.update(b)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+        bar.close()
+        seconds = time.perf_counter() - t0
+        s.pure_train_s += seconds
+        s.train_windows += n_seen
+        terms = {k: v / n_seen for k, v in sums.items()}
+        return {
+            "epoch": s.global_epoch,
+            "stage": stage.name,
+            "loss": sum(terms.values()),
+            "losses": terms,
+            "lr_end": lr,
+            "train_s": seconds,
+            "windows_per_s": n_seen / seconds if seconds > 0 else None,
+            "val_macro_f1": None,
+        }
+
+    def _batch(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
+        y_soft = F.one_hot(y, self.ws.num_classes).float()
+        x_teacher = None
+        if self.policy is not None:
+            clean = x
+            x, y_soft = self.policy(x, y_soft, self.aug_gen)
+            y = y_soft.argmax(dim=1)
+            if self.cfg.augment.teacher_input == "clean":
+                x_teacher = clean
+        if self.class_weights is not None:
+            y_soft = y_soft * self.class_weights
+        return Batch(x=x, y=y, y_soft=y_soft, x_teacher=x_teacher)
+
+    def _select(self, record: dict[str, Any]) -> None:
+        s = self.state
+        t0 = time.perf_counter()
+        logits = predict(self.distiller, self.val_x, self.cfg.train.eval_batch_size)
+        val = classification_metrics(self.val_y, logits, self.ws.label_names)
+        record.update(
+            val_macro_f1=val["macro_f1"],
+            val_accuracy=val["accuracy"],
+            val_s=time.perf_counter() - t0,
+        )
+        if val["macro_f1"] > s.best_f1:
+            s.best_f1, s.best_epoch, s.bad_epochs = val["macro_f1"], s.global_epoch, 0
+            self.best = {k: v.detach().clone() for k, v in self._state_tensors().items()}
+            record["best"] = True
+        else:
+            s.bad_epochs += 1
+
+    def _checkpoint(self) -> None:
+        s = self.state
+        s.train_s = s.pure_train_s + sum(h.get("val_s", 0.0) for h in s.history)
+        tensors = {f"distiller.{k}": v for k, v in self._state_tensors().items()}
+        optim_tensors, optim_plain = optimizer_to_tensors(self.optimizer)
+        tensors.update(optim_tensors)
+        if self.best is not None:
+            tensors.update({f"best.{k}": v for k, v in self.best.items()})
+        rng_tensors, rng_plain = rng_state(self.aug_gen)
+        tensors.update(rng_tensors)
+        save_checkpoint(
+            self.rd,
+            tensors,
+            {
+                "config_hash": self.cfg.config_hash(),
+                "inputs": self.inputs,
+                "progress": dataclasses.asdict(s),
+                "optimizer": optim_plain,
+                "has_best": self.best is not None,
+                "rng": rng_plain,
+            },
+        )
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _finish(self, n_stages: int) -> RunResult:
+        cfg, ws, s = self.cfg, self.ws, self.state
+        if self.best is not None:
+            self._load_state_tensors(self.best, "the best-so-far state")
+        t0 = time.perf_counter()
+        metrics = {}
+        for split in SPLITS:
+            m = ws.mask(split)
+            logits = predict(self.distiller, self.normalizer(ws.X[m]), cfg.train.eval_batch_size)
+            metrics[split] = classification_metrics(ws.y[m], logits, ws.label_names)
+        eval_s = time.perf_counter() - t0
+        model = self.distiller.student.model
+        result = RunResult(
+            metrics=metrics,
+            best_epoch=s.best_epoch,
+            epochs_run=s.global_epoch,
+            timings={
+                "train_s": s.train_s,
+                "s_per_epoch": s.train_s / max(s.global_epoch, 1),
+                "train_windows_per_s": s.train_windows / s.pure_train_s if s.pure_train_s else 0.0,
+                "eval_s": eval_s,
+            },
+            n_params=sum(p.numel() for p in model.parameters()),
+            run_dir=self.rd.root,
+            config_hash=cfg.config_hash(),
+            seed=cfg.train.seed,
+            history=s.history,
+            name=cfg.name,
+            inputs_hash=self.inputs,
+        )
+        save_model(self.rd, model, self._sidecar(result))
+        labels = ws.label_names
+        confusion = metrics["test"]["confusion"]
+        atomic_write_bytes(self.rd.confusion_csv, confusion_csv(confusion, labels).encode())
+        plot_confusion(
+            confusion,
+            labels,
+            self.rd.confusion_png,
+            f"{cfg.name}: test (macro-F1 {metrics['test']['macro_f1']:.3f})",
+        )
+        plot_curve(s.history, self.rd.curve, f"{cfg.name} ({cfg.distill.method})")
+        atomic_write_json(self.rd.metrics, result.to_dict())  # last: marks the run finished
+        return result
+
+    def _sidecar(self, result: RunResult) -> dict[str, Any]:
+        cfg, ws = self.cfg, self.ws
+        return {
+            "model": cfg.model.name,
+            "params": cfg.model.params,
+            "n_params": result.n_params,
+            "in_channels": len(self.channels),
+            "num_classes": ws.num_classes,
+            "window": self.window,
+            "rate_hz": ws.meta.get("rate_hz"),
+            "view": list(cfg.model.view),
+            "channel_indices": self.channels,
+            "channels": [ws.channels[i] for i in self.channels],
+            "label_names": ws.label_names,
+            "norm": self.normalizer.select(self.channels).to_dict(),
+            "config_hash": result.config_hash,
+            "data_hash": ws.meta.get("config_hash"),
+            "split_subjects": ws.meta.get("split_subjects"),
+            "method": cfg.distill.method,
+            "seed": cfg.train.seed,
+            "best_epoch": result.best_epoch,
+            "metrics": {
+                split: {k: result.metrics[split][k] for k in ("accuracy", "macro_f1", "ece")}
+                for split in SPLITS
+            },
+        }
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _epoch_line(self, stage: Stage, n_epochs: int, r: dict[str, Any], stop: bool) -> str:
+        terms = " ".join(f"{k} {v:.4f}" for k, v in r["losses"].items())
+        line = (
+            f"{self.cfg.name} {stage.name} epoch {self.state.stage_epoch}/{n_epochs}: "
+            f"loss {r['loss']:.4f} ({terms})"
+        )
+        if r["val_macro_f1"] is not None:
+            line += f" | val macro-F1 {r['val_macro_f1']:.4f}" + (" *" if r.get("best") else "")
+        if r["windows_per_s"]:
+            line += f" | {r['windows_per_s']:.0f} win/s"
+        return line + (f" | early stop (patience {self.cfg.train.patience})" if stop else "")
+
+    def _say(self, text: str) -> None:
+        if self.show:
+            tqdm.write(text, file=sys.stderr)

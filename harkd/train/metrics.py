@@ -1,0 +1,123 @@
+"""Classification metrics of one split, and evaluation of a model or Distiller on a split.
+
+accuracy, macro-F1, weighted F1, per-class F1 (scikit-learn), the confusion matrix, and the
+expected calibration error of Guo et al., "On Calibration of Modern Neural Networks" (ICML
+2017): 15 equal-width confidence bins (lo, hi], ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|.
+
+Macro-F1 averages over the classes present in the split's labels or predictions (as
+scikit-learn does when not given `labels`): a class absent from both has no F1 (null in
+`per_class_f1`) and does not count; a class predicted but never true counts with F1 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, f1_score
+from torch import nn
+
+from data_prep.windowset import WindowSet
+from harkd.data import Normalizer
+
+ECE_BINS = 15
+
+
+def to_probs(logits_or_probs: np.ndarray) -> np.ndarray:
+    """Rows already non-negative and summing to 1 are taken as probabilities, else softmax."""
+    z = np.asarray(logits_or_probs, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"expected scores [N, K], got shape {list(z.shape)}")
+    if (z >= 0).all() and np.allclose(z.sum(axis=1), 1.0, atol=1e-4):
+        return z
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def expected_calibration_error(
+    probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS
+) -> float:
+    """ECE of probabilities [N, K] against integer labels [N] (bins (i/n, (i+1)/n])."""
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        m = bins == b
+        ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
+    return float(ece)
+
+
+def classification_metrics(
+    y_true: np.ndarray, logits_or_probs: np.ndarray, label_names: Sequence[str]
+) -> dict[str, Any]:
+    """Every metric of one split from integer labels [N] and logits or probabilities [N, K]."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probs = to_probs(logits_or_probs)
+    k = len(label_names)
+    if probs.shape != (len(y_true), k):
+        raise ValueError(
+            f"scores {list(probs.shape)} do not match {len(y_true)} labels x {k} classes"
+        )
+    if len(y_true) == 0:
+        raise ValueError("no windows to score")
+    if y_true.min() < 0 or y_true.max() >= k:
+        raise ValueError(f"labels outside 0..{k - 1}: {sorted(set(y_true.tolist()))}")
+    y_pred = probs.argmax(axis=1)
+    present = np.union1d(y_true, y_pred)
+    f1_present = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    per_class: dict[str, float | None] = dict.fromkeys(label_names)
+    for c, f in zip(present, f1_present, strict=True):
+        per_class[label_names[c]] = float(f)
+    return {
+        "n": len(y_true),
+        "accuracy": float((y_pred == y_true).mean()),
+        "macro_f1": float(f1_present.mean()),
+        "weighted_f1": float(
+            f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
+        ),
+        "per_class_f1": per_class,
+        "confusion": confusion_matrix(y_true, y_pred, labels=np.arange(k)).tolist(),
+        "ece": expected_calibration_error(probs, y_true),
+        "nll": float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean()),
+    }
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """Logits [N, K] of a Distiller, ViewModel or HARModel on windows `x`, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        y = model(x[i : i + batch_size])
+        out.append(y if torch.is_tensor(y) else y.logits)
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def evaluate(
+    model: nn.Module,
+    ws: WindowSet,
+    split: str,
+    normalizer: Normalizer | None = None,
+    batch_size: int = 1024,
+    channels: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """`classification_metrics` of `model` on one split of `ws`.
+
+    A Distiller or ViewModel reads every channel and picks its own view. For a bare HARModel
+    give `channels` (its view): the windows are cut to them before `normalizer`, which must
+    then hold the statistics of those channels (a run's model.json `norm`). The default
+    normalizer is the WindowSet's training-split statistics (of `channels` when given).
+    """
+    m = ws.mask(split)
+    x = ws.X[m] if channels is None else ws.X[m][:, list(channels)]
+    if normalizer is None:
+        normalizer = Normalizer.from_windowset(ws)
+        if channels is not None:
+            normalizer = normalizer.select(channels)
+    logits = predict(model, normalizer(x), batch_size)
+    return classification_metrics(ws.y[m], logits, ws.label_names)

@@ -1,0 +1,61 @@
+"""The files of a run directory and atomic writes (temporary file, fsync, rename).
+
+config.yaml (resolved config), model.safetensors + model.json (deployable model + sidecar),
+last.safetensors + last.json (resumable state), metrics.json (written last: a run is finished
+when it exists), curve.png, confusion_test.csv, confusion_test.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    config = property(lambda self: self.root / "config.yaml")
+    model = property(lambda self: self.root / "model.safetensors")
+    model_meta = property(lambda self: self.root / "model.json")
+    last = property(lambda self: self.root / "last.safetensors")
+    last_meta = property(lambda self: self.root / "last.json")
+    metrics = property(lambda self: self.root / "metrics.json")
+    curve = property(lambda self: self.root / "curve.png")
+    confusion_csv = property(lambda self: self.root / "confusion_test.csv")
+    confusion_png = property(lambda self: self.root / "confusion_test.png")
+
+    def make(self) -> RunDir:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so a reader sees the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, allow_nan=True) + "\n").encode())
+
+
+def atomic_write_yaml(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, yaml.safe_dump(obj, sort_keys=False).encode())
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON in `path`, or None when it is missing."""
+    return json.loads(path.read_text()) if path.is_file() else None

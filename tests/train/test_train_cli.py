@@ -1,0 +1,51 @@
+"""`harkd train` then `harkd evaluate` on the small real HAPT subset, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harkd.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "configs" / "data" / "hapt-quick.yaml"
+SUBSET = ["subjects=[1, 2, 3, 4, 5, 6, 7, 8]", "split.test_subjects=[2, 4]",
+          "split.val_subjects=[3, 5]"]  # fmt: skip
+
+
+def test_train_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = str(tmp_path / "cache")
+    data_overrides = (
+        "data_overrides={subjects: [1, 2, 3, 4, 5, 6, 7, 8], "
+        "split: {test_subjects: [2, 4], val_subjects: [3, 5]}}"
+    )
+    args = ["train", str(REPO / "configs" / "train" / "student_tiny.yaml"), f"data={DATA}",
+            data_overrides, "train.epochs=2", "train.threads=1", f"output_dir={tmp_path}",
+            "--no-progress", "--cache-dir", cache]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "student-tiny-hapt-quick: test macro-F1" in out and "params" in out
+    run = tmp_path / "student-tiny-hapt-quick"
+    stored = json.loads((run / "metrics.json").read_text())["metrics"]["test"]
+
+    report = tmp_path / "eval.json"
+    rc = main(["evaluate", str(run), "--data", str(DATA), *SUBSET, "--split", "all",
+               "--out", str(report), "--cache-dir", cache])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr()
+    assert "test: 638 windows" in text.out and "warning" not in text.err
+    got = json.loads(report.read_text())
+    assert got["test"]["confusion"] == stored["confusion"]
+
+    # the full protocol's test subjects include training subjects of this run: it says so
+    other = ["subjects=[1, 2, 6, 9]", "split.test_subjects=[2, 6]", "split.val_subjects=[9]"]
+    rc = main(["evaluate", str(run), "--data", str(DATA), *other, "--cache-dir", cache])
+    assert rc == 0
+    assert "test subjects ['6'] were in the run's training/validation" in capsys.readouterr().err
+
+
+def test_evaluate_names_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path / "nope"), "--data", str(DATA)]) == 2
+    assert "model.json: not found" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Metrics on hand-computed cases: ECE bins, macro-F1 with a missing class, confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harkd.train.metrics import classification_metrics, expected_calibration_error, to_probs
+
+LABELS = ["a", "b", "c"]
+
+
+def test_ece_by_hand() -> None:
+    # confidences 0.9, 0.9 (one right, one wrong) fall in bin (0.8667, 0.9333]: |0.5 - 0.9| = 0.4
+    # confidences 0.5, 0.5 (both right) fall in bin (0.4667, 0.5333]:          |1.0 - 0.5| = 0.5
+    probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.5, 0.25, 0.25], [0.25, 0.5, 0.25]])
+    y = np.array([0, 1, 0, 1])
+    assert expected_calibration_error(probs, y) == pytest.approx(0.5 * 0.4 + 0.5 * 0.5)
+
+
+def test_ece_of_perfectly_calibrated_one_hot_is_zero() -> None:
+    probs = np.eye(3)[[0, 1, 2, 2]]
+    assert expected_calibration_error(probs, np.array([0, 1, 2, 2])) == 0.0
+
+
+def test_confidence_one_falls_in_the_last_bin_and_one_fifteenth_in_the_first() -> None:
+    # bins are (lo, hi]: 1/15 exactly belongs to the first bin, 1.0 to the last
+    probs = np.array([[1.0, 0.0], [1 / 15, 14 / 15]])
+    # sample 0: conf 1, right -> 0; sample 1: predicts class 1 with conf 14/15, wrong -> 14/15
+    assert expected_calibration_error(probs, np.array([0, 0])) == pytest.approx(0.5 * 14 / 15)
+
+
+def test_macro_f1_with_a_class_absent_from_labels_and_predictions() -> None:
+    y_true = np.array([0, 0, 1, 1])
+    y_pred = np.array([0, 0, 1, 0])
+    m = classification_metrics(y_true, np.eye(3)[y_pred], LABELS)
+    # class a: P 2/3, R 1 -> F1 0.8; class b: P 1, R 1/2 -> 2/3; class c absent: not counted
+    assert m["per_class_f1"] == pytest.approx({"a": 0.8, "b": 2 / 3, "c": None})
+    assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert m["accuracy"] == 0.75
+    # weighted by support (2 and 2)
+    assert m["weighted_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert m["confusion"] == [[2, 0, 0], [1, 1, 0], [0, 0, 0]]
+
+
+def test_a_predicted_but_absent_class_counts_with_f1_zero() -> None:
+    y_true = np.array([0, 0, 1, 1])
+    y_pred = np.array([0, 0, 1, 2])
+    m = classification_metrics(y_true, np.eye(3)[y_pred], LABELS)
+    assert m["per_class_f1"]["c"] == 0.0
+    assert m["macro_f1"] == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)
+    # weighted F1 uses support: c has none
+    assert m["weighted_f1"] == pytest.approx((2 * 1.0 + 2 * 2 / 3) / 4)
+
+
+def test_logits_and_probabilities_give_the_same_metrics() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 3))
+    probs = to_probs(logits)
+    y = rng.integers(0, 3, 50)
+    a, b = classification_metrics(y, logits, LABELS), classification_metrics(y, probs, LABELS)
+    assert a["confusion"] == b["confusion"]
+    for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "nll"):
+        assert a[key] == pytest.approx(b[key])
+    assert probs.sum(axis=1) == pytest.approx(np.ones(50))
+
+
+def test_bad_inputs_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="do not match"):
+        classification_metrics(np.array([0, 1]), np.zeros((3, 3)), LABELS)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        classification_metrics(np.array([0, 5]), np.zeros((2, 3)), LABELS)
