@@ -107,11 +107,9 @@ def stream_target(path: Path, target: Path, args: argparse.Namespace) -> dict[st
         cfg = load_data_config(args.data)
     elif target.is_dir() and (target / "config.yaml").is_file():
         from harkd.config import load_run_config
+        from harkd.data import data_config
 
-        run_cfg = load_run_config(target / "config.yaml")
-        cfg = load_data_config(
-            run_cfg.data, [f"{k}={json.dumps(v)}" for k, v in run_cfg.data_overrides.items()]
-        )
+        cfg = data_config(load_run_config(target / "config.yaml"))
     else:
         raise KeyError(f"{target}: --stream needs a data protocol; give --data CONFIG")
     signals, rate, source = test_recording(cfg)
