@@ -1,0 +1,172 @@
+"""Grid machinery benchmark: per-run overhead beyond training, throughput, quick-profile sizing.
+
+1. Overhead and throughput: a grid of `--runs` trivially short runs (tiny student, 1 epoch,
+   8 HAPT subjects) with the local executor at 1 and 2 workers. Per run, the overhead of the
+   grid machinery is the driver's wall time for the run (claim -> submit -> result written)
+   minus fit's own wall time in the worker; throughput is runs per minute over the whole grid
+   call (pool start-up and torch import in the workers included). Target: overhead <= 2 s.
+2. `--size-quick`: one epoch of every augmentation × method cell of
+   configs/grids/hapt_aug_ablation.yaml on the full hapt-quick protocol, 2 workers of 1 thread
+   (how `--profile quick` runs here), against a 1-epoch cnn1d teacher trained here. From the
+   measured per-epoch and fixed (set-up + evaluation) times it derives the largest epoch count
+   that keeps the mean run within 40 s (84 runs on 2 workers then take about 28 min, half the
+   hour the profile promises), and projects the 84-run grid's wall time.
+
+The machine is shared: the 1-minute load average after each section is recorded beside it.
+
+Run: python benchmarks/bench_grid.py [--runs 6] [--size-quick]
+Results: benchmarks/results/grid.json (the sections run are merged into the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from data_prep.config import load_data_config
+from data_prep.pipeline import prepare
+from harkd.config import validate_run_config
+from harkd.grid.executors import available_cores
+from harkd.grid.runner import run_grid, store_path
+from harkd.grid.spec import load_spec, spec_from_dict
+from harkd.grid.store import RunStore
+from harkd.train.loop import fit
+
+REPO = Path(__file__).resolve().parents[1]
+HAPT_QUICK = REPO / "configs" / "data" / "hapt-quick.yaml"
+ABLATION = REPO / "configs" / "grids" / "hapt_aug_ablation.yaml"
+OUT = REPO / "benchmarks" / "results" / "grid.json"
+SMALL = {"subjects": [1, 2, 3, 4, 5, 6, 7, 8],
+         "split": {"test_subjects": [2, 4], "val_subjects": [3, 5]}}
+RUN_BUDGET_S = 40.0
+
+
+def overhead(n_runs: int, tmp: Path) -> dict[str, Any]:
+    """Per-run overhead and runs/min of trivially short runs at 1 and 2 local workers."""
+    overrides = [f"subjects={SMALL['subjects']}", "split.test_subjects=[2, 4]",
+                 "split.val_subjects=[3, 5]"]
+    ws = prepare(load_data_config(HAPT_QUICK, overrides), cache_dir=tmp / "cache", progress=False)
+    out: dict[str, Any] = {"runs": n_runs, "windows": len(ws), "cores": available_cores()}
+    for workers in (1, 2):
+        spec = spec_from_dict({
+            "name": f"overhead{workers}", "output_dir": str(tmp / f"w{workers}"),
+            "base": {"data": str(HAPT_QUICK), "data_overrides": SMALL,
+                     "model": {"name": "tiny", "view": ["acc"]},
+                     "train": {"epochs": 1, "batch_size": 256, "patience": None}},
+            "axes": {"seed": list(range(n_runs))},
+        }, source="bench")
+        t0 = time.perf_counter()
+        summary = run_grid(spec, workers=workers, windowset=ws, progress=False)
+        total = time.perf_counter() - t0
+        with RunStore(store_path(summary.grid_dir)) as store:
+            rows = store.rows("done")
+        over = [r.wall_s - r.timings["fit_s"] for r in rows]
+        res = {
+            "grid_wall_s": total,
+            "runs_per_min": 60.0 * len(rows) / total,
+            "fit_s_mean": statistics.mean(r.timings["fit_s"] for r in rows),
+            "train_s_mean": statistics.mean(r.timings["train_s"] for r in rows),
+            "overhead_s_mean": statistics.mean(over),
+            "overhead_s_max": max(over),
+            "overhead_s_per_run": over,
+            "overhead_s_median": statistics.median(over),
+            # each worker's first run waits for the pool's start-up (spawn, torch import, the
+            # WindowSet sent to the initializer): paid once per grid, spread over 84 runs here
+            "startup_s": sum(over[:workers]) - workers * statistics.median(over),
+            "startup_s_per_run_of_84": (sum(over[:workers]) - workers * statistics.median(over))
+            / 84,
+        }
+        out[f"workers_{workers}"] = res
+        print(f"{workers} worker(s): {len(rows)} runs in {total:.1f} s = "
+              f"{res['runs_per_min']:.1f} runs/min; fit {res['fit_s_mean']:.2f} s/run; "
+              f"overhead median {res['overhead_s_median']:.3f} s, mean {res['overhead_s_mean']:.3f}"
+              f" s; pool start-up {res['startup_s']:.1f} s (first run of each worker)")
+    out["target_overhead_s"] = 2.0
+    out["meets_target"] = all(
+        out[f"workers_{w}"]["overhead_s_median"] + out[f"workers_{w}"]["startup_s_per_run_of_84"]
+        <= 2.0 for w in (1, 2))
+    return out
+
+
+def size_quick(tmp: Path) -> dict[str, Any]:
+    """Epoch and fixed costs of every ablation cell at 1 epoch; the quick profile's epochs."""
+    teacher = tmp / "teacher"
+    tcfg = validate_run_config({"data": str(HAPT_QUICK),
+                                "model": {"name": "cnn1d", "view": ["acc", "gyro"]},
+                                "train": {"epochs": 1, "patience": None}})
+    print("training a 1-epoch cnn1d teacher on hapt-quick (timing only) ...")
+    fit(tcfg, run_dir=teacher, progress=False)
+    spec = load_spec(ABLATION)
+    raw = {
+        "name": "size", "output_dir": str(tmp / "size"),
+        "base": {**spec.base, "teachers": {"cnn1d": {**spec.base["teachers"]["cnn1d"],
+                                                     "run_dir": str(teacher)}}},
+        "axes": {a.name: [{"label": v.label, "set": dict(v.assignments)} for v in a.values]
+                 for a in spec.axes if a.name != "seed"},
+        "profiles": {"one": {"train.epochs": 1, "train.patience": None,
+                             "method=iekd": {"distill.params.ae_epochs": 1}}},
+    }
+    summary = run_grid(spec_from_dict(raw, source="size"), "one", workers=2, threads=1,
+                       progress=True)
+    with RunStore(store_path(summary.grid_dir)) as store:
+        rows = store.rows("done")
+    cells = [{**r.axes, "epochs": r.timings["epochs_run"],
+              "s_per_epoch": r.timings["train_s"] / r.timings["epochs_run"],
+              "fixed_s": r.timings["fit_s"] - r.timings["train_s"],
+              "grid_s": r.wall_s - r.timings["fit_s"]} for r in rows]
+    return {"cells": cells, **derive_quick(cells), "failed": summary.failed}
+
+
+def derive_quick(cells: list[dict[str, Any]], seeds: int = 3, workers: int = 2) -> dict[str, Any]:
+    """The largest epoch count whose mean run time stays within RUN_BUDGET_S.
+
+    A run costs fit's fixed part (set-up, evaluation, saving) plus epochs × its epoch time
+    (iekd adds its one auto-encoder epoch); the pool's start-up (the largest grid overhead,
+    paid once per worker) is added once to the projected wall time of the whole grid.
+    """
+    def run_s(cell: dict[str, Any], epochs: int) -> float:
+        return cell["fixed_s"] + (epochs + (cell["method"] == "iekd")) * cell["s_per_epoch"]
+
+    def mean_s(epochs: int) -> float:
+        return statistics.mean(run_s(c, epochs) for c in cells)
+
+    best = 1
+    while mean_s(best + 1) <= RUN_BUDGET_S:
+        best += 1
+    startup = max(c["grid_s"] for c in cells)
+    projected = (seeds * sum(run_s(c, best) for c in cells) / workers + startup) / 60
+    print(f"quick profile: {best} epochs; mean run {mean_s(best):.1f} s, slowest "
+          f"{max(run_s(c, best) for c in cells):.1f} s; pool start-up {startup:.1f} s; projected "
+          f"{seeds * len(cells)}-run grid {projected:.1f} min on {workers} workers")
+    return {"run_budget_s": RUN_BUDGET_S, "quick_epochs": best, "mean_run_s": mean_s(best),
+            "slowest_run_s": max(run_s(c, best) for c in cells), "pool_startup_s": startup,
+            "projected_grid_min": projected}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--size-quick", action="store_true")
+    args = parser.parse_args()
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["overhead"] = overhead(args.runs, Path(tmp))
+        results["overhead"]["load_average_after"] = os.getloadavg()
+        if args.size_quick:
+            results["quick_profile"] = size_quick(Path(tmp))
+            results["quick_profile"]["load_average_after"] = os.getloadavg()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=1, default=lambda o: None if isinstance(
+        o, float) and math.isnan(o) else str(o)))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

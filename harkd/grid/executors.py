@@ -1,0 +1,317 @@
+"""Executors: where a grid's runs train (`local` process pool or `ray` tasks).
+
+The driver owns the run store: it claims a run, hands the executor a `RunTask` and writes the
+`RunOutcome` when it comes back. Workers never touch the SQLite file. That keeps one writer
+per grid invocation (no lock contention between workers), works unchanged for Ray workers on
+other hosts (which cannot reach the driver's disk), and means a worker that dies mid-run
+leaves nothing half-written in the store: the driver records the failure, or, if the driver
+died too, the next invocation finds the claim's pid gone and reruns the run.
+
+Both executors call the same `execute`, which trains with `harkd.train.loop.fit` in the run's
+own directory (fit resumes from its last checkpoint there) and returns plain JSON-able
+results, so the same spec gives the same results on either executor for a given number of
+torch threads per run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harkd.config import RunConfig, validate_run_config
+
+if TYPE_CHECKING:
+    from data_prep.windowset import WindowSet
+    from harkd.train.loop import RunResult
+
+EXECUTORS = ("local", "ray")
+#: seconds between checks that a pool worker's driver is still alive
+_PARENT_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker needs to train one run."""
+
+    hash: str
+    config: dict[str, Any]
+    run_dir: str
+    cwd: str
+    latency: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What comes back: results, or the error's traceback text."""
+
+    hash: str
+    ok: bool
+    metrics: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None
+    n_params: int | None = None
+    error: str | None = None
+    worker_s: float = 0.0
+
+
+class Executor(Protocol):
+    """Runs tasks; `slots` of them at a time."""
+
+    slots: int
+
+    def submit(self, task: RunTask) -> None: ...
+
+    def wait(self, timeout: float) -> list[RunOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+# -- worker side -------------------------------------------------------------------------------
+
+_windowsets: dict[str, WindowSet] = {}
+_given: WindowSet | None = None
+
+
+def data_key(cfg: RunConfig) -> str:
+    """Hash of a run's resolved data protocol (`cfg.data` with its overrides applied)."""
+    from harkd.data import data_config
+
+    return hashlib.sha256(data_config(cfg).model_dump_json().encode()).hexdigest()[:16]
+
+
+def _windowset_for(cfg: RunConfig) -> WindowSet:
+    """The given WindowSet, else this process's cached one for the run's data config."""
+    if _given is not None:
+        return _given
+    key = data_key(cfg)
+    if key not in _windowsets:
+        from harkd.data import load_windowset
+
+        _windowsets[key] = load_windowset(cfg)
+    return _windowsets[key]
+
+
+def init_worker(threads: int, parent_pid: int | None = None,
+                windowset: WindowSet | None = None) -> None:
+    """Pool initializer: torch threads, the shared WindowSet, and exit when the driver dies."""
+    global _given
+    import torch
+
+    torch.set_num_threads(threads)
+    _given = windowset
+    if parent_pid is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # A SIGKILLed driver cannot stop its pool; an orphan would keep training into a run dir
+    # that the next invocation is about to reuse.
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types from numpy scalars/arrays, tuples, paths."""
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                                 else str(o)))
+
+
+def outcome_from_result(run_hash: str, result: RunResult, fit_s: float,
+                        worker_s: float) -> RunOutcome:
+    """Flatten fit's RunResult into what the store keeps (`fit_s`: fit's own wall time)."""
+    return RunOutcome(
+        hash=run_hash,
+        ok=True,
+        metrics=_jsonable(result.metrics),
+        timings=_jsonable({**result.timings, "fit_s": fit_s, "epochs_run": result.epochs_run,
+                           "best_epoch": result.best_epoch, "reused": result.from_cache}),
+        n_params=int(result.n_params),
+        worker_s=worker_s,
+    )
+
+
+def measure_latency(run_dir: str, options: dict[str, int]) -> dict[str, float]:
+    """Export a finished run to ONNX (checked against PyTorch) and time it at batch 1."""
+    from harkd.deploy.export import export_run
+    from harkd.deploy.latency import benchmark
+
+    bench = benchmark(export_run(run_dir).onnx_path, threads=options["threads"],
+                      runs=options["runs"], warmup=options["warmup"], batch=options["batch"])
+    one = bench["batch1"]
+    return {"p50_us": one["model"]["p50_us"], "p99_us": one["model"]["p99_us"],
+            "x_floor_p50": one["x_floor"]["p50"], "threads": options["threads"]}
+
+
+def execute(task: RunTask) -> RunOutcome:
+    """Train one run (any exception becomes a failed outcome carrying its traceback)."""
+    t0 = time.perf_counter()
+    try:
+        from harkd.train.loop import fit
+
+        if Path(task.cwd).is_dir() and Path.cwd() != Path(task.cwd):
+            os.chdir(task.cwd)  # relative data and teacher paths are relative to the driver's cwd
+        cfg = validate_run_config(task.config, source=f"run {task.hash}")
+        ws = _windowset_for(cfg)
+        t_fit = time.perf_counter()
+        result = fit(cfg, ws=ws, run_dir=Path(task.run_dir), progress=False)
+        fit_s = time.perf_counter() - t_fit
+        if task.latency:
+            result.metrics["latency"] = measure_latency(task.run_dir, task.latency)
+        return outcome_from_result(task.hash, result, fit_s, time.perf_counter() - t0)
+    except Exception:  # the driver records every failure with its traceback
+        return RunOutcome(hash=task.hash, ok=False, error=traceback.format_exc(),
+                          worker_s=time.perf_counter() - t0)
+
+
+# -- local --------------------------------------------------------------------------------------
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """A spawn-context process pool; each worker gets cores // workers torch threads."""
+
+    def __init__(self, workers: int = 1, windowset: WindowSet | None = None,
+                 threads: int | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.slots = workers
+        self.threads = threads or max(1, available_cores() // workers)
+        self._windowset = windowset
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._futures: dict[cf.Future, str] = {}
+
+    def _ensure_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=self.slots, mp_context=mp.get_context("spawn"),
+                initializer=init_worker, initargs=(self.threads, os.getpid(), self._windowset))
+        return self._pool
+
+    def submit(self, task: RunTask) -> None:
+        self._futures[self._ensure_pool().submit(execute, task)] = task.hash
+
+    def wait(self, timeout: float) -> list[RunOutcome]:
+        if not self._futures:
+            return []
+        done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out = []
+        broken = False
+        for fut in done:
+            run_hash = self._futures.pop(fut)
+            try:
+                out.append(fut.result())
+            except Exception as err:  # a dead worker breaks the whole pool
+                broken = True
+                out.append(RunOutcome(hash=run_hash, ok=False, error=(
+                    f"worker process died ({type(err).__name__}: {err}); killed, out of memory "
+                    "or crashed")))
+        if broken and self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                if self._futures:
+                    proc.terminate()  # interrupted: do not wait for runs in flight
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()
+
+
+# -- ray ----------------------------------------------------------------------------------------
+
+
+def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None) -> RunOutcome:
+    """A Ray task: set this worker's threads and shared data once, then `execute`."""
+    global _given
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    _given = windowset
+    return execute(task)
+
+
+class RayExecutor:
+    """Each run a Ray task declaring `cpus_per_run` CPUs (torch gets that many threads).
+
+    With no `address`, starts a local Ray with `num_cpus` CPUs (default: the usable cores).
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 cpus_per_run: int = 1, windowset: WindowSet | None = None) -> None:
+        import ray
+
+        self._ray = ray
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus or available_cores(), include_dashboard=False,
+                         log_to_driver=False)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if cpus < cpus_per_run:
+            raise RuntimeError(f"Ray cluster has {cpus} CPUs; each run needs {cpus_per_run}")
+        self.slots = cpus // cpus_per_run
+        self._threads = cpus_per_run
+        self._remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_execute)
+        self._data = ray.put(windowset) if windowset is not None else None
+        self._refs: dict[Any, str] = {}
+
+    def submit(self, task: RunTask) -> None:
+        self._refs[self._remote.remote(task, self._threads, self._data)] = task.hash
+
+    def wait(self, timeout: float) -> list[RunOutcome]:
+        if not self._refs:
+            return []
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            run_hash = self._refs.pop(ref)
+            try:
+                out.append(self._ray.get(ref))
+            except Exception as err:  # worker crash, OOM kill, lost node
+                out.append(RunOutcome(hash=run_hash, ok=False,
+                                      error=f"Ray task failed: {type(err).__name__}: {err}"))
+        return out
+
+    def close(self) -> None:
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._refs.clear()
+        if self._owns:
+            self._ray.shutdown()
+
+
+def make_executor(kind: str, workers: int = 1, windowset: WindowSet | None = None,
+                  address: str | None = None, cpus_per_run: int = 1,
+                  threads: int | None = None) -> Executor:
+    """`local` with `workers` processes of `threads` torch threads (default cores // workers),
+    or `ray` (a local Ray of workers × cpus_per_run CPUs without `address`; each task gets
+    cpus_per_run threads)."""
+    if kind == "local":
+        return LocalExecutor(workers=workers, windowset=windowset, threads=threads)
+    if kind == "ray":
+        num_cpus = None if address else workers * cpus_per_run
+        return RayExecutor(address=address, num_cpus=num_cpus, cpus_per_run=cpus_per_run,
+                           windowset=windowset)
+    raise ValueError(f"unknown executor {kind!r}; executors: {list(EXECUTORS)}")

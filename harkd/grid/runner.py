@@ -1,0 +1,199 @@
+"""Run a grid: expand, register in the store, recover interrupted runs, claim and execute.
+
+Running the same spec again resumes: done runs are skipped, interrupted ones (claimed by a
+process that is gone) go back to pending, failed ones rerun only with `retry_failed`. Each run
+trains in `<grid_dir>/runs/<hash>/`, so an interrupted run resumes from its own checkpoint;
+its row becomes `done` only in the same transaction that writes its metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from harkd.grid.executors import Executor, RunOutcome, RunTask, data_key, make_executor
+from harkd.grid.spec import Expansion, GridSpec
+from harkd.grid.store import DEFAULT_LEASE_S, RunStore
+
+if TYPE_CHECKING:
+    from data_prep.windowset import WindowSet
+
+STORE_NAME = "runs.sqlite"
+#: seconds between lease refreshes of the runs in flight
+HEARTBEAT_S = 30.0
+
+
+@dataclass
+class GridSummary:
+    """What one invocation found and did (counts over the runs of this expansion)."""
+
+    grid_dir: Path
+    total: int
+    ran: int
+    done: int
+    failed: int
+    pending: int
+    recovered: int
+    retried: int
+    failures: list[str]
+
+
+def code_version() -> str:
+    """`git describe --always --dirty` of the checkout, else the installed package version."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root,
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return f"harkd {version('harkd')}"
+
+
+def store_path(grid_dir: str | Path) -> Path:
+    return Path(grid_dir) / STORE_NAME
+
+
+def run_dir_of(grid_dir: Path, run_hash: str) -> Path:
+    return grid_dir / "runs" / run_hash
+
+
+def describe(axes: dict[str, str]) -> str:
+    """`augment=jitter method=kd seed=0`."""
+    return " ".join(f"{k}={v}" for k, v in axes.items())
+
+
+def last_line(error: str) -> str:
+    lines = [ln for ln in (error or "").strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def _grid_meta(spec: GridSpec, expansion: Expansion) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "source": spec.source,
+        "profile": expansion.profile,
+        "axes": [{"name": a.name, "key": a.key, "labels": [v.label for v in a.values]}
+                 for a in spec.axes],
+    }
+
+
+def warm_data_cache(expansion: Expansion, pending: set[str]) -> int:
+    """Prepare each distinct WindowSet the pending runs need, once, before workers start.
+
+    Workers then load it from the on-disk cache instead of racing to build it.
+    """
+    from harkd.data import load_windowset
+
+    seen: set[str] = set()
+    for run in expansion.runs:
+        if run.hash not in pending:
+            continue
+        key = data_key(run.config)
+        if key not in seen:
+            seen.add(key)
+            load_windowset(run.config)
+    return len(seen)
+
+
+def run_grid(
+    spec: GridSpec,
+    profile: str | None = None,
+    *,
+    grid_dir: str | Path | None = None,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    cpus_per_run: int = 1,
+    threads: int | None = None,
+    retry_failed: bool = False,
+    windowset: WindowSet | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
+    progress: bool = True,
+) -> GridSummary:
+    """Run (or resume) every run of `spec` under `profile`; returns what happened.
+
+    `windowset`: train every run on this WindowSet instead of loading each run's data config
+    (tests, benchmarks). The driver process owns the store; see `harkd.grid.executors`.
+    """
+    expansion = spec.expand(profile)
+    gdir = Path(grid_dir) if grid_dir is not None else spec.grid_dir(profile)
+    hashes = {r.hash for r in expansion.runs}
+    axes_of = {r.hash: r.axes for r in expansion.runs}
+    host, pid, version = socket.gethostname(), os.getpid(), code_version()
+    failures: list[str] = []
+    ran = 0
+    with RunStore(store_path(gdir)) as store:
+        store.set_meta("grid", _grid_meta(spec, expansion))
+        store.register(expansion.runs)
+        recovered = [r for r in store.recover(lease_s, host) if r.hash in hashes]
+        retried = store.retry_failed(hashes) if retry_failed else 0
+        counts = store.counts(hashes)
+        pending = {r.hash for r in store.rows("pending") if r.hash in hashes}
+        if pending and windowset is None:
+            warm_data_cache(expansion, pending)
+        bar = tqdm(total=len(hashes), initial=counts["done"], desc=f"grid {spec.name}",
+                   unit="run", disable=not progress, dynamic_ncols=True)
+        for row in recovered:
+            bar.write(f"interrupted run reset: {describe(row.axes)} ({row.hash})")
+        pool: Executor | None = None
+        in_flight: dict[str, float] = {}
+        last_beat = time.monotonic()
+        try:
+            while True:
+                while pending and (pool is None or len(in_flight) < pool.slots):
+                    row = store.claim(hashes, host, pid, version)
+                    if row is None:
+                        pending.clear()
+                        break
+                    if pool is None:
+                        pool = make_executor(executor, workers, windowset, address, cpus_per_run,
+                                             threads)
+                    # stamped before submit: a pool's first submits block while it spawns
+                    in_flight[row.hash] = time.perf_counter()
+                    pool.submit(RunTask(row.hash, row.config, str(run_dir_of(gdir, row.hash)),
+                                        str(Path.cwd()), spec.latency))
+                if not in_flight:
+                    break
+                for outcome in pool.wait(timeout=HEARTBEAT_S):
+                    wall = time.perf_counter() - in_flight.pop(outcome.hash)
+                    ran += 1
+                    msg = _record(store, outcome, host, pid, wall)
+                    if msg:
+                        failures.append(f"{describe(axes_of[outcome.hash])}: {msg}")
+                        bar.write(f"FAILED {failures[-1]}")
+                    bar.update(1)
+                if in_flight and time.monotonic() - last_beat >= HEARTBEAT_S:
+                    store.heartbeat(in_flight, host, pid)
+                    last_beat = time.monotonic()
+        except BaseException:
+            store.release(in_flight, host, pid)  # interrupted here: rerun them next time
+            raise
+        finally:
+            if pool is not None:
+                pool.close()
+            bar.close()
+        final = store.counts(hashes)
+    return GridSummary(grid_dir=gdir, total=len(hashes), ran=ran, done=final["done"],
+                       failed=final["failed"], pending=final["pending"] + final["running"],
+                       recovered=len(recovered), retried=retried, failures=failures)
+
+
+def _record(store: RunStore, outcome: RunOutcome, host: str, pid: int, wall: float) -> str | None:
+    """Write one outcome; returns the failure's one-line message, None when it succeeded."""
+    if outcome.ok:
+        timings = {**(outcome.timings or {}), "worker_s": outcome.worker_s}
+        if store.complete(outcome.hash, host, pid, outcome.metrics or {}, timings,
+                          outcome.n_params, wall):
+            return None
+        return "finished, but its claim was taken over (lease expired); result not stored"
+    store.fail(outcome.hash, host, pid, outcome.error or "unknown error", wall)
+    return last_line(outcome.error or "")

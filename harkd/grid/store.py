@@ -1,0 +1,280 @@
+"""The run store: one SQLite file per grid (`<grid_dir>/runs.sqlite`), one row per run.
+
+Rows are keyed by the hash of the run's resolved config. A row moves
+pending -> running (claimed by a host and pid) -> done | failed. The database runs in WAL mode
+with `synchronous=FULL`, so a committed transaction survives a power loss, and several
+processes may share it: every write is one short transaction, claims use `BEGIN IMMEDIATE`
+(the write lock is taken before the pending row is read, so two claimers never get the same
+run) and a busy connection waits (`busy_timeout`) instead of failing.
+
+A `running` row whose owner is gone (same host and its pid no longer alive) or whose heartbeat
+is older than the lease is *interrupted*; `recover` puts it back to pending. `complete` and
+`fail` only touch a row still claimed by the caller, so a driver that lost its claim can never
+overwrite a newer result, and a `done` row is never claimed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harkd.grid.spec import GridRun
+
+STATUSES = ("pending", "running", "done", "failed")
+DEFAULT_LEASE_S = 900.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    hash TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    axes TEXT NOT NULL,
+    config TEXT NOT NULL,
+    metrics TEXT,
+    timings TEXT,
+    n_params INTEGER,
+    wall_s REAL,
+    host TEXT,
+    pid INTEGER,
+    code_version TEXT,
+    started REAL,
+    finished REAL,
+    heartbeat REAL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, idx);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as stored (JSON columns decoded)."""
+
+    hash: str
+    index: int
+    status: str
+    axes: dict[str, str]
+    config: dict[str, Any]
+    metrics: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    n_params: int | None
+    wall_s: float | None
+    host: str | None
+    pid: int | None
+    code_version: str | None
+    started: float | None
+    finished: float | None
+    heartbeat: float | None
+    error: str | None
+    attempts: int
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _row(r: sqlite3.Row) -> RunRow:
+    loads = lambda s: None if s is None else json.loads(s)  # noqa: E731
+    return RunRow(
+        hash=r["hash"], index=r["idx"], status=r["status"], axes=json.loads(r["axes"]),
+        config=json.loads(r["config"]), metrics=loads(r["metrics"]), timings=loads(r["timings"]),
+        n_params=r["n_params"], wall_s=r["wall_s"], host=r["host"], pid=r["pid"],
+        code_version=r["code_version"], started=r["started"], finished=r["finished"],
+        heartbeat=r["heartbeat"], error=r["error"], attempts=r["attempts"],
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (not Linux): the signal check is all we have
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class RunStore:
+    """The SQLite run store of one grid; safe to open from several processes at once."""
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        self._db.execute("PRAGMA synchronous = FULL")
+        with self._tx():
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(stmt)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (BEGIN IMMEDIATE)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- grid-level ---------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (key, json.dumps(value, sort_keys=True)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        r = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if r is None else json.loads(r["value"])
+
+    def register(self, runs: Iterable[GridRun]) -> int:
+        """Add the runs not yet stored as pending; returns how many were new."""
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO runs (hash, idx, status, axes, config) "
+                "VALUES (?, ?, 'pending', ?, ?)",
+                [(r.hash, r.index, _json(r.axes), _json(r.config.model_dump(mode="json")))
+                 for r in runs],
+            )
+            return db.total_changes - before
+
+    def recover(self, lease_s: float = DEFAULT_LEASE_S, host: str | None = None) -> list[RunRow]:
+        """Reset interrupted `running` rows to pending; returns them as they were."""
+        host = host or socket.gethostname()
+        now = time.time()
+        with self._tx() as db:
+            stale = [
+                _row(r) for r in db.execute("SELECT * FROM runs WHERE status = 'running'")
+                if (r["host"] == host and not pid_alive(r["pid"]))
+                or now - (r["heartbeat"] or r["started"] or 0.0) > lease_s
+            ]
+            db.executemany(
+                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, "
+                "error = 'interrupted' WHERE hash = ? AND status = 'running'",
+                [(r.hash,) for r in stale],
+            )
+        return stale
+
+    def retry_failed(self, hashes: Collection[str]) -> int:
+        """Put the failed runs among `hashes` back to pending; returns how many."""
+        with self._tx() as db:
+            n = 0
+            for h in hashes:
+                n += db.execute("UPDATE runs SET status = 'pending' WHERE hash = ? AND "
+                                "status = 'failed'", (h,)).rowcount
+            return n
+
+    # -- per-run ------------------------------------------------------------------------------
+
+    def claim(self, hashes: Collection[str] | None, host: str, pid: int,
+              code_version: str | None = None) -> RunRow | None:
+        """Atomically take the first pending run (among `hashes`, None: any); None if none."""
+        now = time.time()
+        with self._tx() as db:
+            for r in db.execute("SELECT hash FROM runs WHERE status = 'pending' ORDER BY idx"):
+                if hashes is None or r["hash"] in hashes:
+                    db.execute(
+                        "UPDATE runs SET status = 'running', host = ?, pid = ?, code_version = ?,"
+                        " started = ?, heartbeat = ?, finished = NULL, error = NULL,"
+                        " attempts = attempts + 1 WHERE hash = ?",
+                        (host, pid, code_version, now, now, r["hash"]),
+                    )
+                    return self._get(db, r["hash"])
+        return None
+
+    def heartbeat(self, hashes: Iterable[str], host: str, pid: int) -> None:
+        """Refresh the lease of the caller's running rows."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE runs SET heartbeat = ? WHERE hash = ? AND status = 'running' "
+                "AND host = ? AND pid = ?", [(now, h, host, pid) for h in hashes])
+
+    def release(self, hashes: Iterable[str], host: str, pid: int) -> None:
+        """Give the caller's running rows back (pending) when it stops before they finish."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, "
+                "error = 'interrupted' WHERE hash = ? AND status = 'running' AND host = ? "
+                "AND pid = ?", [(h, host, pid) for h in hashes])
+
+    def complete(self, hash: str, host: str, pid: int, metrics: dict[str, Any],
+                 timings: dict[str, Any], n_params: int | None, wall_s: float) -> bool:
+        """Mark a claimed run done with its results, in one transaction.
+
+        Returns False (and changes nothing) when the caller no longer holds the claim.
+        """
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE runs SET status = 'done', metrics = ?, timings = ?, n_params = ?, "
+                "wall_s = ?, finished = ?, error = NULL WHERE hash = ? AND status = 'running' "
+                "AND host = ? AND pid = ?",
+                (_json(metrics), _json(timings), n_params, wall_s, time.time(), hash, host, pid),
+            ).rowcount == 1
+
+    def fail(self, hash: str, host: str, pid: int, error: str, wall_s: float | None = None) -> bool:
+        """Mark a claimed run failed with its error text (False when the claim was lost)."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE runs SET status = 'failed', error = ?, wall_s = ?, finished = ? "
+                "WHERE hash = ? AND status = 'running' AND host = ? AND pid = ?",
+                (error, wall_s, time.time(), hash, host, pid),
+            ).rowcount == 1
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _get(db: sqlite3.Connection, hash: str) -> RunRow:
+        return _row(db.execute("SELECT * FROM runs WHERE hash = ?", (hash,)).fetchone())
+
+    def get(self, hash: str) -> RunRow | None:
+        r = self._db.execute("SELECT * FROM runs WHERE hash = ?", (hash,)).fetchone()
+        return None if r is None else _row(r)
+
+    def rows(self, status: str | None = None) -> list[RunRow]:
+        """Every row (or those with `status`), in expansion order."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; statuses: {list(STATUSES)}")
+        sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY idx"
+        return [_row(r) for r in self._db.execute(sql, (status,) if status else ())]
+
+    def counts(self, hashes: Collection[str] | None = None) -> dict[str, int]:
+        """Number of rows per status (among `hashes`, None: all)."""
+        out = dict.fromkeys(STATUSES, 0)
+        for r in self._db.execute("SELECT hash, status FROM runs"):
+            if hashes is None or r["hash"] in hashes:
+                out[r["status"]] += 1
+        return out

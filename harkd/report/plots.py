@@ -1,0 +1,86 @@
+"""PNG plots of a grid report (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harkd.report.tables import fmt_mean_std  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def heatmap(means: pd.DataFrame, stds: pd.DataFrame, path: Path, title: str) -> Path:
+    """Rows × columns of means, each cell annotated `mean ± std`."""
+    fig, ax = plt.subplots(figsize=(1.5 + 1.3 * means.shape[1], 1.0 + 0.55 * means.shape[0]))
+    values = means.to_numpy(dtype=float)
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(means.shape[1]), [str(c) for c in means.columns], rotation=30, ha="right")
+    ax.set_yticks(range(means.shape[0]), [str(i) for i in means.index])
+    ax.set_xlabel(str(means.columns.name))
+    ax.set_ylabel(str(means.index.name))
+    finite = values[np.isfinite(values)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(means.shape[0]):
+        for j in range(means.shape[1]):
+            v = values[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, fmt_mean_std(v, float(stds.iloc[i, j])), ha="center", va="center",
+                        fontsize=7, color="white" if v < mid else "black")
+    fig.colorbar(im, ax=ax)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def axis_means(per_axis: dict[str, pd.DataFrame], path: Path, metric: str) -> Path:
+    """One panel per axis: mean of `metric` per value with std-over-seeds error bars."""
+    fig, axes = plt.subplots(1, len(per_axis), figsize=(3.2 * len(per_axis), 3.2), squeeze=False)
+    for ax, (name, df) in zip(axes[0], per_axis.items(), strict=True):
+        x = np.arange(len(df))
+        ax.errorbar(x, df["mean"], yerr=df["std"].fillna(0.0), fmt="o", capsize=4)
+        ax.set_xticks(x, [str(v) for v in df[name]], rotation=30, ha="right")
+        ax.set_title(name)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def deltas(comp: pd.DataFrame, label_cols: list[str], path: Path, title: str) -> Path:
+    """Horizontal bars: mean paired difference to the baseline, std error bars."""
+    labels = [" / ".join(str(r[c]) for c in label_cols) for _, r in comp.iterrows()]
+    fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.28 * len(comp)))
+    y = np.arange(len(comp))
+    colors = ["tab:green" if d > 0 else "tab:red" for d in comp["diff_mean"]]
+    ax.barh(y, comp["diff_mean"], xerr=comp["diff_std"].fillna(0.0), color=colors, capsize=3)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("paired difference to baseline (mean ± std over seeds)")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def accuracy_latency(df: pd.DataFrame, latency: str, metric: str, label_cols: list[str],
+                     path: Path) -> Path:
+    """`metric` against latency (log x), one point per run, labelled by its cell."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.scatter(df[latency], df[metric], s=18)
+    for _, r in df.iterrows():
+        ax.annotate(" / ".join(str(r[c]) for c in label_cols), (r[latency], r[metric]),
+                    fontsize=6, alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_xlabel(latency)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)

@@ -1,0 +1,111 @@
+"""Seed statistics: means ± std over seeds and paired per-seed comparisons with a baseline.
+
+`TEST_RULE` states which paired test is used when; the report quotes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+WILCOXON_MIN_N = 6
+TEST_RULE = """\
+Every figure is a mean ± sample standard deviation (ddof=1) over seeds. A cell is compared
+with its baseline cell (same values on every other axis) seed by seed: the differences
+`cell - baseline` of runs sharing a seed are the paired sample (Δ, mean ± std, n pairs). The
+test on them is
+
+- Wilcoxon signed-rank (two-sided, exact for small n; `scipy.stats.wilcoxon`) when n >= 6:
+  it assumes no distribution, and below 6 pairs its smallest possible two-sided p-value is
+  2/2^n >= 0.0625, so it could never reject at 5%;
+- the paired t-test (two-sided; `scipy.stats.ttest_1samp` of the differences against 0, which
+  is `ttest_rel`) when 2 <= n < 6, which assumes roughly normal differences;
+- none when n < 2, or when every difference is identical (no spread to test against).
+"""
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    n: int
+    diff_mean: float
+    diff_std: float
+    test: str
+    statistic: float
+    p: float
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def mean_std(values: np.ndarray | pd.Series) -> tuple[float, float, int]:
+    """Mean, sample std (NaN for one value) and count of the finite values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size)
+
+
+def paired_test(diffs: np.ndarray | list[float]) -> PairedTest:
+    """Test whether paired differences centre on zero (see the module docstring for which)."""
+    d = np.asarray(diffs, dtype=float)
+    mean, std, n = mean_std(d)
+    if n < 2:
+        return PairedTest(n, mean, std, "none (n < 2)", math.nan, math.nan)
+    if np.allclose(d, d[0], rtol=0, atol=1e-12):
+        return PairedTest(n, mean, std, "none (identical differences)", math.nan, math.nan)
+    if n >= WILCOXON_MIN_N:
+        res = stats.wilcoxon(d, alternative="two-sided")
+        return PairedTest(n, mean, std, "wilcoxon", float(res.statistic), float(res.pvalue))
+    res = stats.ttest_1samp(d, 0.0, alternative="two-sided")
+    return PairedTest(n, mean, std, "paired t", float(res.statistic), float(res.pvalue))
+
+
+def seed_means(df: pd.DataFrame, by: list[str], seed: str | None, metric: str) -> pd.DataFrame:
+    """Per value of the `by` axes: mean ± std over seeds of the per-seed mean over the other
+    axes (without a seed axis, the spread is over runs). Columns: *by, mean, std, n."""
+    rows = []
+    for key, part in df.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        per = part.groupby(seed)[metric].mean() if seed else part[metric]
+        m, s, n = mean_std(per)
+        rows.append({**dict(zip(by, key, strict=True)), "mean": m, "std": s, "n": n})
+    return pd.DataFrame(rows, columns=[*by, "mean", "std", "n"])
+
+
+def cell_summary(df: pd.DataFrame, cells: list[str], metrics: list[str]) -> pd.DataFrame:
+    """One row per cell (combination of `cells` axes): n and mean/std of each metric."""
+    rows = []
+    for key, part in df.groupby(cells, sort=False) if cells else [((), df)]:
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(cells, key, strict=True))
+        row["n"] = len(part)
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_std"], _ = mean_std(part[m])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def baseline_comparisons(df: pd.DataFrame, cells: list[str], seed: str | None, axis: str,
+                         baseline: str, metric: str) -> pd.DataFrame:
+    """Every cell with `axis` != `baseline` against the cell with `axis` == `baseline` and the
+    same other values, paired on seed. Columns: the cell axes, baseline, n, diff_mean, diff_std,
+    test, statistic, p (empty when the baseline value is not in the grid)."""
+    if baseline not in set(df[axis]):
+        return pd.DataFrame()
+    others = [c for c in cells if c != axis]
+    keys = others + ([seed] if seed else [])
+    base = df[df[axis] == baseline][[*keys, metric]]
+    rows = []
+    for key, part in df[df[axis] != baseline].groupby([axis, *others], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        how = {"on": keys} if keys else {"how": "cross"}
+        paired = part[[*keys, metric]].merge(base, suffixes=("", "_base"), **how)
+        result = paired_test((paired[metric] - paired[f"{metric}_base"]).to_numpy())
+        rows.append({**dict(zip([axis, *others], key, strict=True)), "baseline": baseline,
+                     **result.to_dict()})
+    return pd.DataFrame(rows)

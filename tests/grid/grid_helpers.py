@@ -1,0 +1,50 @@
+"""Helpers shared by the grid tests: the tiny grid's spec and store look-ups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harkd.grid.store import RunStore
+
+HAPT_QUICK = Path(__file__).resolve().parents[2] / "configs" / "data" / "hapt-quick.yaml"
+#: the session fixture hapt_quick_small's subjects and split, as run-config data_overrides
+SMALL_DATA = {"subjects": [1, 2, 3, 4, 5, 6, 7, 8],
+              "split": {"test_subjects": [2, 4], "val_subjects": [3, 5]}}
+TRAIN = {"epochs": 2, "batch_size": 64, "patience": None}
+
+
+def tiny_spec_raw(teacher_dir: Path, grid_dir: Path, **extra: Any) -> dict[str, Any]:
+    raw = {
+        "name": "tiny",
+        "output_dir": str(grid_dir),
+        "base": {
+            "data": str(HAPT_QUICK),
+            "data_overrides": SMALL_DATA,
+            "model": {"name": "tiny", "view": ["acc"]},
+            "teachers": {"t": {"name": "cnn1d", "view": ["acc", "gyro"],
+                               "params": {"widths": [8, 16]}, "run_dir": str(teacher_dir)}},
+            "train": TRAIN,
+        },
+        "axes": {
+            "augment": ["none", "jitter"],
+            "method": [{"label": "none", "set": {"teachers": {}}},
+                       {"label": "kd", "set": {"distill.params": {"alpha": 0.5,
+                                                                  "temperature": 4.0}}}],
+            "seed": [0, 1],
+        },
+    }
+    raw.update(extra)
+    return raw
+
+
+def stored_metrics(grid_dir: Path) -> dict[str, dict[str, Any]]:
+    """hash -> metrics of every done run in a grid's store."""
+    with RunStore(grid_dir / "runs.sqlite") as store:
+        return {r.hash: r.metrics for r in store.rows("done")}
+
+
+def write_spec(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(raw))  # JSON is YAML
+    return path

@@ -1,0 +1,145 @@
+"""Grid spec expansion: counts, include/exclude, aliases, bundles, profiles, stable hashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harkd.cli import main
+from harkd.config import ConfigError, validate_run_config
+from harkd.grid.spec import load_spec, spec_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = {
+    "data": "configs/data/hapt-quick.yaml",
+    "model": {"name": "tiny", "view": ["acc"]},
+    "teachers": {"cnn1d": {"name": "cnn1d", "view": ["acc", "gyro"], "run_dir": "runs/t"}},
+    "train": {"epochs": 5},
+}
+KD = {"label": "kd", "set": {"distill.params": {"alpha": 0.5}}}
+NONE = {"label": "none", "set": {"teachers": {}}}
+
+
+def spec(**extra):
+    raw = {"name": "g", "base": BASE,
+           "axes": {"augment": ["none", "jitter", "scaling"], "method": [NONE, KD],
+                    "seed": [0, 1]}}
+    raw.update(extra)
+    return spec_from_dict(raw, source="test.yaml")
+
+
+def test_product_count_and_aliases():
+    exp = spec().expand()
+    assert (exp.product, len(exp.runs), exp.excluded, exp.included, exp.merged) == (12, 12, 0, 0, 0)
+    run = next(r for r in exp.runs if r.axes == {"augment": "jitter", "method": "kd", "seed": "1"})
+    assert run.config.augment.policy == "jitter"
+    assert run.config.distill.method == "kd"
+    assert run.config.distill.params == {"alpha": 0.5}
+    assert run.config.train.seed == 1
+    assert "cnn1d" in run.config.teachers
+    plain = next(r for r in exp.runs if r.axes["method"] == "none")
+    assert plain.config.teachers == {} and plain.config.distill.method == "none"
+    assert [r.index for r in exp.runs] == list(range(12))
+    # the last axis varies fastest
+    assert [r.axes["seed"] for r in exp.runs[:4]] == ["0", "1", "0", "1"]
+
+
+def test_exclude_and_include():
+    exp = spec(exclude=[{"augment": ["jitter", "scaling"], "method": "kd"}],
+               include=[{"augment": "mixup", "method": "none", "seed": [0, 1]}]).expand()
+    assert (exp.product, exp.excluded, exp.included) == (12, 4, 2)
+    assert len(exp.runs) == 10
+    labels = [(r.axes["augment"], r.axes["method"]) for r in exp.runs]
+    assert ("jitter", "kd") not in labels and ("scaling", "kd") not in labels
+    assert labels.count(("mixup", "none")) == 2
+    mixup = [r for r in exp.runs if r.axes["augment"] == "mixup"]
+    assert {r.config.augment.policy for r in mixup} == {"mixup"}
+
+
+def test_include_of_existing_runs_is_merged_and_dotted_keys_match():
+    exp = spec(include=[{"augment.policy": "none", "distill.method": "kd"}]).expand()
+    assert exp.included == 2 and exp.merged == 2 and len(exp.runs) == 12
+
+
+def test_hash_is_the_resolved_config_hash_and_stable_across_key_order():
+    exp = spec().expand()
+    run = exp.runs[5]
+    expected = validate_run_config(run.config.model_dump(mode="json")).config_hash()
+    assert run.hash == expected == run.config.config_hash()
+    # reordering every mapping in the spec changes nothing
+    shuffled = json.loads(json.dumps({"seed": [0, 1], "method": [NONE, KD],
+                                      "augment": ["none", "jitter", "scaling"]}))
+    base = dict(reversed(list(BASE.items())))
+    other = spec_from_dict({"axes": shuffled, "base": base, "name": "g"}, source="x.yaml")
+    assert {r.hash for r in other.expand().runs} == {r.hash for r in exp.runs}
+    assert len({r.hash for r in exp.runs}) == 12
+
+
+def test_profile_applies_to_every_run_and_conditionally():
+    s = spec(profiles={"quick": {"epochs": 1, "method=kd": {"distill.params.temperature": 2.0}}})
+    full, quick = s.expand(), s.expand("quick")
+    assert {r.config.train.epochs for r in full.runs} == {5}
+    assert {r.config.train.epochs for r in quick.runs} == {1}
+    kd = [r for r in quick.runs if r.axes["method"] == "kd"]
+    assert all(r.config.distill.params == {"alpha": 0.5, "temperature": 2.0} for r in kd)
+    assert all(r.config.distill.params == {} for r in quick.runs if r.axes["method"] == "none")
+    assert not {r.hash for r in full.runs} & {r.hash for r in quick.runs}
+    assert s.grid_dir("quick") == Path("runs/grids/g-quick")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"axes": {"train.nope": [1, 2]}}, "unknown key 'train.nope'"),
+        ({"exclude": [{"colour": "red"}]}, "exclude[0] names axis 'colour'"),
+        ({"axes": {"augment": ["none", "none"]}}, "repeats the labels ['none']"),
+        ({"axes": {"method": [{"set": {"teachers": {}}}]}}, "needs a `label`"),
+        ({"axes": {"method": [{"label": "x", "set": {}, "extra": 1}]}}, "unknown keys ['extra']"),
+        ({"profiles": {"q": {"method=nope": {"epochs": 1}}}}, "axis 'method' has no value 'nope'"),
+        ({"colour": 1}, "unknown key 'colour'"),
+        ({"axes": {"augment": ["none"], "train.epochs": [0]}}, "train.epochs"),
+    ],
+)
+def test_bad_specs_name_the_problem(extra, message):
+    with pytest.raises(ConfigError) as err:
+        spec(**extra)
+    assert message in str(err.value)
+    assert "test.yaml" in str(err.value)
+
+
+def test_unknown_profile_lists_the_profiles():
+    with pytest.raises(ConfigError, match=r"unknown profile 'fast'; profiles: \['quick'\]"):
+        spec(profiles={"quick": {"epochs": 1}}).expand("fast")
+
+
+def test_spec_file_with_base_path_and_dry_run(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"base": "base.yaml", "axes": {"seed": [0, 1, 2]},
+                                    "output_dir": str(tmp_path / "out")}))
+    s = load_spec(path)
+    assert s.name == "g" and len(s.expand().runs) == 3
+    assert main(["grid", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs (product 3" in out
+    for r in s.expand().runs:
+        assert r.hash in out and f"seed={r.axes['seed']}" in out
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_shipped_grids_expand():
+    ablation = load_spec(REPO / "configs/grids/hapt_aug_ablation.yaml")
+    for profile in (None, "quick"):
+        exp = ablation.expand(profile)
+        assert len(exp.runs) == 84
+        assert {r.axes["augment"] for r in exp.runs} == {
+            "none", "jitter", "scaling", "jitter+scaling", "timewarp", "rotation", "mixup"}
+        assert {r.axes["method"] for r in exp.runs} == {"none", "kd", "iekd", "sk"}
+    quick = ablation.expand("quick").runs
+    assert all(r.config.model.view == ["acc"] for r in quick)
+    assert {r.config.distill.params.get("ae_epochs") for r in quick
+            if r.axes["method"] == "iekd"} == {1}
+    assert len(load_spec(REPO / "configs/grids/tiny_smoke.yaml").expand().runs) == 8
