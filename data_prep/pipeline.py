@@ -32,11 +32,19 @@ from harkd.config import ConfigError
 
 
 def default_source(reader: str) -> Path:
-    """The packaged data a reader falls back to when the config gives no `path`."""
+    """The packaged data a reader falls back to when the config gives no `path`.
+
+    For the generated `synth_skeleton` data it is the generator's module file, so that editing
+    the generator gives a new cache key.
+    """
     if reader == "hapt":
         from data_prep.readers.hapt_pickle import package_file
 
         return package_file()
+    if reader == "synth_skeleton":  # generated data: the generator's code is its source
+        from data_prep import synth_skeleton
+
+        return Path(synth_skeleton.__file__)
     raise ConfigError(f"reader {reader!r} needs `path` (only `hapt` has packaged data)")
 
 
