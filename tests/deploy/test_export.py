@@ -19,14 +19,21 @@ from harkd.deploy.export import (
 from harkd.deploy.latency import make_session
 from harkd.models import build_model, list_models
 
+#: the real HAPT channel groups each role is built for (students see the accelerometer only)
+VIEWS = {"student": ["acc"], "teacher": ["acc", "gyro"], "peer": ["acc", "gyro"]}
+
 
 @pytest.mark.parametrize("name", sorted(list_models()))
-def test_export_matches_pytorch_on_real_windows(name, acc_data, tmp_path):
+def test_export_matches_pytorch_on_real_windows(name, hapt_quick_small, tmp_path):
+    ws = hapt_quick_small
+    idx = ws.channel_indices(VIEWS[list_models()[name]])
+    norm = ([ws.meta["norm"]["mean"][i] for i in idx], [ws.meta["norm"]["std"][i] for i in idx])
+    x_test = np.ascontiguousarray(ws.X[ws.mask("test")][:, idx])
     torch.manual_seed(0)
-    model = build_model(name, 3, acc_data.num_classes, 128).eval()
+    model = build_model(name, len(idx), ws.num_classes, 128).eval()
     meta = {"harkd.model": name, "harkd.label_names": ["a", "b"]}
-    path = export_onnx(model, tmp_path / f"{name}.onnx", 3, 128, meta, acc_data.norm)
-    check = check_export(model, path, acc_data.x_test[:200], acc_data.norm)
+    path = export_onnx(model, tmp_path / f"{name}.onnx", len(idx), 128, meta, norm)
+    check = check_export(model, path, x_test[:200], norm)
     assert check.windows == 200
     assert check.max_abs_diff <= MAX_ABS_DIFF, check
     assert check.argmax_agreement >= 0.999, check
@@ -39,8 +46,8 @@ def test_export_matches_pytorch_on_real_windows(name, acc_data, tmp_path):
     # dynamic batch: 1 and 7 windows both run and give [B, classes]
     session = make_session(path)
     for batch in (1, 7):
-        out = session.run(["logits"], {"windows": acc_data.x_test[:batch]})[0]
-        assert out.shape == (batch, acc_data.num_classes)
+        out = session.run(["logits"], {"windows": x_test[:batch]})[0]
+        assert out.shape == (batch, ws.num_classes)
 
 
 def test_normalisation_recorded_instead_of_folded(trained_tiny, acc_data, tmp_path):
@@ -51,12 +58,8 @@ def test_normalisation_recorded_instead_of_folded(trained_tiny, acc_data, tmp_pa
     assert meta[NORM_KEY]["folded"] is False
     assert meta[NORM_KEY]["mean"] == pytest.approx(acc_data.norm[0])
     assert read_metadata(onnx.load(str(folded)))[NORM_KEY]["folded"] is True
-    # the folded graph normalises by itself, in one node before the model's first one
-    def ops(path):
-        nodes = onnx.load(str(path)).graph.node
-        return [n.op_type for n in nodes if n.op_type not in ("Constant", "Identity")]
-
-    assert ops(folded) == ["BatchNormalization", *ops(recorded)]
+    # tiny folds the normalisation into its stem's weights: no node more than unfolded
+    assert ops(folded) == ops(recorded)
     # onnx_logits applies the recorded normalisation, so both agree with PyTorch
     check = check_export(trained_tiny, recorded, acc_data.x_test[:300], acc_data.norm)
     assert check.passed, check
@@ -64,6 +67,41 @@ def test_normalisation_recorded_instead_of_folded(trained_tiny, acc_data, tmp_pa
         onnx_logits(folded, acc_data.x_test[:50]), onnx_logits(recorded, acc_data.x_test[:50]),
         atol=1e-4,
     )
+
+
+def ops(path) -> list[str]:
+    nodes = onnx.load(str(path)).graph.node
+    return [n.op_type for n in nodes if n.op_type not in ("Constant", "Identity")]
+
+
+def test_models_without_weight_folding_get_one_normalisation_node(acc_data, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cnn1d", 3, acc_data.num_classes, 128).eval()
+    assert not hasattr(model, "fold_input_normalization")
+    folded = export_onnx(model, tmp_path / "f.onnx", 3, 128, {}, acc_data.norm)
+    recorded = export_onnx(model, tmp_path / "r.onnx", 3, 128, {}, acc_data.norm,
+                           fold_normalization=False)
+    assert ops(folded) == ["BatchNormalization", *ops(recorded)]
+    assert check_export(model, folded, acc_data.x_test[:100], acc_data.norm).passed
+
+
+def test_export_merges_training_branches_and_leaves_the_model_alone(acc_data, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, acc_data.num_classes, 128, branches=[3])
+    model.train()
+    model(torch.from_numpy(acc_data.x_train[:64]))  # BN statistics away from their start
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    path = export_onnx(model, tmp_path / "b.onnx", 3, 128, {}, acc_data.norm)
+    check = check_export(model, path, acc_data.x_test[:300], acc_data.norm)
+    assert check.passed, check
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # one Conv per convolution of the deployed model, whatever the branches
+    plain = export_onnx(build_model("tiny", 3, acc_data.num_classes, 128).eval(),
+                        tmp_path / "p.onnx", 3, 128, {}, acc_data.norm)
+    assert ops(path) == ops(plain)
 
 
 def test_bad_normalisation_is_rejected(trained_tiny, tmp_path):
