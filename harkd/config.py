@@ -63,6 +63,15 @@ class TrainConfig(Section):
     eval_batch_size: int = Field(1024, ge=1)
 
 
+class LatencyConfig(Section):
+    """onnxruntime CPU timing settings (harkd.deploy.latency.benchmark)."""
+
+    threads: int = Field(1, ge=1, description="intra-op threads (1: device-like)")
+    runs: int = Field(2000, ge=10, description="timed batch-1 calls")
+    warmup: int = Field(200, ge=0)
+    batch: int = Field(256, ge=1, description="the large batch for per-window time")
+
+
 class RunConfig(Section):
     name: str = "run"
     data: str = Field(description="path of a data protocol YAML (configs/data/*.yaml)")

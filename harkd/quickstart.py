@@ -20,21 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harkd.config import (
     ConfigError,
+    LatencyConfig,
     RunConfig,
     apply_overrides,
     format_validation_error,
     load_yaml,
     validate_run_config,
 )
-from harkd.data import load_windowset
-
-
-class BenchSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    threads: int = Field(1, ge=1)
-    runs: int = Field(2000, ge=10)
-    warmup: int = Field(200, ge=0)
-    batch: int = Field(256, ge=1)
+from harkd.data import load_windowset, merge_overrides
 
 
 class QuickstartConfig(BaseModel):
@@ -45,7 +38,7 @@ class QuickstartConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     teacher_overrides: dict[str, Any] = Field(default_factory=dict)
     student_overrides: dict[str, Any] = Field(default_factory=dict)
-    bench: BenchSettings = Field(default_factory=BenchSettings)
+    bench: LatencyConfig = Field(default_factory=LatencyConfig)
     int8: bool = True
 
 
@@ -59,26 +52,16 @@ def load_quickstart_config(
         raise ConfigError(format_validation_error(err, QuickstartConfig, str(path))) from None
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def teacher_config(qs: QuickstartConfig) -> RunConfig:
-    raw = _merge(load_yaml(qs.teacher), qs.teacher_overrides)
+    raw = merge_overrides(load_yaml(qs.teacher), qs.teacher_overrides)
     raw.update(name="teacher", output_dir=qs.output_dir)
     return validate_run_config(raw, source=qs.teacher)
 
 
 def student_config(qs: QuickstartConfig, label: str, seed: int, teacher_dir: Path) -> RunConfig:
     """A student's run config: its own file, the quickstart's overrides, seed and teacher."""
-    raw = _merge(load_yaml(qs.students[label]), qs.student_overrides)
-    raw = _merge(raw, {"train": {"seed": seed}})
+    raw = merge_overrides(load_yaml(qs.students[label]), qs.student_overrides)
+    raw = merge_overrides(raw, {"train": {"seed": seed}})
     raw.update(name=f"{label}-seed{seed}", output_dir=str(Path(qs.output_dir) / "students"))
     for teacher in raw.get("teachers", {}).values():
         teacher["run_dir"] = str(teacher_dir)

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harkd.config import (
     ConfigError,
+    LatencyConfig,
     RunConfig,
     apply_overrides,
     format_validation_error,
@@ -69,16 +70,6 @@ ALIASES: dict[str, str] = {
 }
 
 
-class LatencyOptions(BaseModel):
-    """After training, export each run to ONNX and time it on onnxruntime's CPU provider."""
-
-    model_config = ConfigDict(extra="forbid")
-    threads: int = Field(1, ge=1)
-    runs: int = Field(500, ge=10)
-    warmup: int = Field(50, ge=0)
-    batch: int = Field(64, ge=1)
-
-
 class _SpecFile(BaseModel):
     """The top level of a spec YAML (unknown keys are errors)."""
 
@@ -91,7 +82,7 @@ class _SpecFile(BaseModel):
     include: list[dict[str, Any]] = Field(default_factory=list)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    latency: LatencyOptions | None = None
+    latency: LatencyConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -162,8 +153,11 @@ class GridSpec:
         """All runs of the grid under `profile` (None: the spec's settings as written)."""
         settings = self._profile(profile)
         product = list(itertools.product(*(a.values for a in self.axes)))
-        kept = [c for c in product if not any(self._matches(c, r, i) for i, r in
-                                                enumerate(self.exclude))]
+        kept = [
+            c
+            for c in product
+            if not any(self._matches(c, r, i) for i, r in enumerate(self.exclude))
+        ]
         extra = [c for i, rule in enumerate(self.include) for c in self._include_combos(rule, i)]
         runs: list[GridRun] = []
         seen: set[str] = set()
@@ -209,10 +203,12 @@ class GridSpec:
             items += [((pos, label), resolve_axis_key(k), v) for k, v in value.items()]
         return items
 
-    def _resolve(self, combo: tuple[AxisValue, ...],
-                 settings: list[tuple[tuple[int, str] | None, str, Any]]) -> RunConfig:
-        chosen = [(k, v) for when, k, v in settings
-                  if when is None or combo[when[0]].label == when[1]]
+    def _resolve(
+        self, combo: tuple[AxisValue, ...], settings: list[tuple[tuple[int, str] | None, str, Any]]
+    ) -> RunConfig:
+        chosen = [
+            (k, v) for when, k, v in settings if when is None or combo[when[0]].label == when[1]
+        ]
         raw = set_keys(self.base, [kv for v in combo for kv in v.assignments] + chosen)
         # sorted by axis, so the order axes are written in does not change the hash
         labels = sorted(f"{a.name}={v.label}" for a, v in zip(self.axes, combo, strict=True))
@@ -294,8 +290,9 @@ def _parse_axes(axes: dict[str, list[Any]], source: str) -> list[Axis]:
         key = resolve_axis_key(name)
         if not values:
             raise ConfigError(f"{source}: axes.{name} has no values")
-        parsed = tuple(parse_value(key, v, f"{source}: axes.{name}[{i}]")
-                       for i, v in enumerate(values))
+        parsed = tuple(
+            parse_value(key, v, f"{source}: axes.{name}[{i}]") for i, v in enumerate(values)
+        )
         labels = [v.label for v in parsed]
         dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
         if dupes:
@@ -313,8 +310,9 @@ def _load_base(base: str | dict[str, Any], spec_dir: Path, source: str) -> dict[
     raise ConfigError(f"{source}: base {base!r} not found (looked in . and {spec_dir})")
 
 
-def spec_from_dict(raw: dict[str, Any], source: str = "<grid spec>",
-                   spec_dir: Path | None = None) -> GridSpec:
+def spec_from_dict(
+    raw: dict[str, Any], source: str = "<grid spec>", spec_dir: Path | None = None
+) -> GridSpec:
     """Validate a spec mapping; relative `base` paths are looked up in . then `spec_dir`."""
     try:
         parsed = _SpecFile.model_validate(raw)
