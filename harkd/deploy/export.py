@@ -1,8 +1,9 @@
 """ONNX export of harkd models, checked against PyTorch on real windows.
 
 The exported graph takes raw sensor windows `windows` [batch, channels, time] (batch dynamic)
-and returns `logits` [batch, classes]. The view's normalisation is either folded in as the
-first node (see `Normalize`) or recorded in the metadata for the caller to apply.
+and returns `logits` [batch, classes]. The view's normalisation is either folded in (into
+the model's first convolution when it offers `fold_input_normalization`, else as a first
+`Normalize` node) or recorded in the metadata for the caller to apply.
 Everything a deployment needs (model name and parameters, view, channel indices, label names,
 normalisation) travels in the file's `metadata_props`, so `harkd bench` and a watch app can use
 any exported file without the run directory.
@@ -13,6 +14,7 @@ than the weights of a tiny student; see `slim_graph`), docstrings are dropped.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from harkd.models.base import LogitsOnly
@@ -63,10 +66,26 @@ class Normalize(nn.Module):
         return nn.functional.batch_norm(x, self.mean, self.var, training=False, eps=0.0)
 
 
-def logits_module(model: nn.Module, normalization: Normalization | None) -> nn.Module:
-    """Raw windows -> logits: `LogitsOnly(model)`, preceded by `Normalize` when given."""
+def logits_module(
+    model: nn.Module, normalization: Normalization | None, deploy: bool = False
+) -> nn.Module:
+    """Raw windows -> logits: `LogitsOnly(model)`, preceded by `Normalize` when given.
+
+    With `deploy`, the module is the model's deployment form, built on a copy (`model` is never
+    changed) from what the model offers: `reparameterize()` merges training-time branches
+    (the tiny students' RepConvBNAct), `fold_input_normalization(mean, std)` takes the
+    normalisation into the first convolution's weights instead of a `Normalize` node. Each
+    saves onnxruntime nodes, whose fixed cost dominates a tiny student at batch 1 (issue 8).
+    """
+    fold = deploy and normalization is not None and hasattr(model, "fold_input_normalization")
+    if deploy and (fold or hasattr(model, "reparameterize")):
+        model = copy.deepcopy(model)
+        if hasattr(model, "reparameterize"):
+            model.reparameterize()
+        if fold:
+            model.fold_input_normalization(*normalization)
     core = LogitsOnly(model)
-    if normalization is None:
+    if normalization is None or fold:
         return core.eval()
     return nn.Sequential(Normalize(*normalization), core).eval()
 
@@ -80,15 +99,17 @@ def export_onnx(
     normalization: Normalization | None = None,
     fold_normalization: bool = True,
 ) -> Path:
-    """Export `model` (a HARModel) to ONNX at `path` (opset 17, dynamic batch).
+    """Export the deployment form of `model` (a HARModel; see `logits_module`) to ONNX at
+    `path` (opset 17, dynamic batch).
 
     Args:
         metadata: written to `metadata_props` (values that are not strings are JSON-encoded).
         normalization: (mean, std) per input channel, or None when the model takes its input
             as is.
-        fold_normalization: fold the normalisation into the graph (default); otherwise the
-            graph expects normalised windows and the statistics are recorded under
-            `harkd.normalization` with `"folded": false`.
+        fold_normalization: fold the normalisation into the graph (default): into the model's
+            weights when it offers `fold_input_normalization`, else as a first `Normalize`
+            node; otherwise the graph expects normalised windows and
+            the statistics are recorded under `harkd.normalization` with `"folded": false`.
     """
     if in_channels != (len(normalization[0]) if normalization is not None else in_channels):
         raise ValueError(
@@ -96,7 +117,7 @@ def export_onnx(
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = logits_module(model, normalization if fold_normalization else None)
+    module = logits_module(model, normalization if fold_normalization else None, deploy=True)
     example = torch.zeros(1, in_channels, window)
     tmp = path.with_name(path.name + ".tmp")
     with torch.no_grad(), warnings.catch_warnings():
@@ -135,18 +156,23 @@ def export_onnx(
 def slim_graph(proto: onnx.ModelProto) -> None:
     """Shorten names and drop what onnxruntime does not need, in place.
 
-    Internal tensors get 1-2 letter names and nodes `n<i>` (the graph input and output keep
-    theirs); docstrings, `value_info` shape annotations (onnxruntime infers them again) and
-    opset imports of domains no node uses are dropped. The TorchScript exporter names tensors
-    after module paths (`/model/blocks.0/blocks.0.1/.../Relu_output_0`) and the quantizer
-    imports eight domains: for a few-thousand-parameter student that is more bytes than its
-    int8 weights, which would keep the int8 file from being ~4x smaller than the float one.
+    Internal tensors get 1-2 letter names, nodes none (the graph input and output keep theirs);
+    initializers holding the same values are merged into one (the quantizer writes one zero
+    point per tensor, most of them equal); attributes equal to the operator's default
+    (`_DEFAULT_ATTRIBUTES`), docstrings, `value_info` shape annotations (onnxruntime infers
+    them again) and opset imports of domains no node uses are dropped. The TorchScript
+    exporter names tensors after module paths (`/model/blocks.0/blocks.0.1/.../Relu_output_0`)
+    and the quantizer imports eight domains: for a few-thousand-parameter student that is more
+    bytes than its int8 weights, which would keep the int8 file from being ~4x smaller than
+    the float one.
     """
     graph = proto.graph
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    same = _merge_equal_initializers(graph)
     mapping: dict[str, str] = {}
 
     def rename(name: str) -> str:
+        name = same.get(name, name)
         if not name or name in keep:
             return name
         if name not in mapping:
@@ -156,11 +182,15 @@ def slim_graph(proto: onnx.ModelProto) -> None:
     for init in graph.initializer:
         init.name = rename(init.name)
         init.doc_string = ""
-    for i, node in enumerate(graph.node):
-        node.name = f"n{i}"
+    for node in graph.node:
+        node.name = ""
         node.doc_string = ""
         node.input[:] = [rename(n) for n in node.input]
         node.output[:] = [rename(n) for n in node.output]
+        defaults = _DEFAULT_ATTRIBUTES.get(node.op_type, {})
+        kept = [a for a in node.attribute if not _is_default(a, defaults.get(a.name))]
+        del node.attribute[:]
+        node.attribute.extend(kept)
     del graph.value_info[:]
     used = {node.domain or "" for node in graph.node}
     opsets = [o for o in proto.opset_import if (o.domain or "") in used | {""}]
@@ -168,6 +198,43 @@ def slim_graph(proto: onnx.ModelProto) -> None:
     proto.opset_import.extend(opsets)
     graph.doc_string = ""
     proto.doc_string = ""
+
+
+_CONV_DEFAULTS = {"dilations": 1, "pads": 0, "strides": 1, "group": 1}
+#: operator -> attribute -> its default (a list attribute is default when every entry is)
+_DEFAULT_ATTRIBUTES: dict[str, dict[str, float]] = {
+    "Conv": _CONV_DEFAULTS,
+    "QLinearConv": _CONV_DEFAULTS,
+    "ConvInteger": _CONV_DEFAULTS,
+    "Gemm": {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0},
+    "QGemm": {"alpha": 1.0, "transA": 0, "transB": 0},
+    "Flatten": {"axis": 1},
+}
+
+
+def _is_default(attr: onnx.AttributeProto, default: float | None) -> bool:
+    if default is None:
+        return False
+    value = onnx.helper.get_attribute_value(attr)
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    return bool(values) and all(v == default for v in values)
+
+
+def _merge_equal_initializers(graph: onnx.GraphProto) -> dict[str, str]:
+    """Drop initializers equal (type, shape, values) to an earlier one; returns the renaming."""
+    first: dict[tuple, str] = {}
+    same: dict[str, str] = {}
+    kept = []
+    for init in graph.initializer:
+        key = (init.data_type, tuple(init.dims), numpy_helper.to_array(init).tobytes())
+        if key in first:
+            same[init.name] = first[key]
+        else:
+            first[key] = init.name
+            kept.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return same
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -316,9 +383,9 @@ def load_data_for_run(run_dir: Path, data_cfg: str | Path | Any = None) -> Any:
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise FileNotFoundError(f"{config}: not found; give the data protocol with --data CONFIG")
-    run_cfg = load_run_config(config)
-    overrides = [f"{k}={json.dumps(v)}" for k, v in run_cfg.data_overrides.items()]
-    return prepare(load_data_config(run_cfg.data, overrides), progress=False)
+    from harkd.data import data_config
+
+    return prepare(data_config(load_run_config(config)), progress=False)
 
 
 def export_run(

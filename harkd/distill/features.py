@@ -8,8 +8,10 @@ Alignment rule (used wherever two maps are compared element by element, e.g. IE-
 channel counts are each method's business (encoders, Gram matrices); temporal lengths are made
 equal by adaptive average pooling of the longer map down to the shorter length. Pooling only
 ever shrinks, so no values are invented; when one length divides the other, each output step is
-the plain mean of an equal block of input steps (cnn1d's "final" has T=32 and the tiny
-student's T=8 for 128-sample windows: each student step meets the mean of 4 teacher steps).
+the plain mean of an equal block of input steps (cnn1d's "final" has T=32 and transformer's
+T=32 too: no pooling); otherwise the blocks are PyTorch's adaptive bins,
+floor(i*L/T)..ceil((i+1)*L/T), which may overlap by one step (the tiny students' T=7 for
+128-sample windows meets bins of 5-6 of cnn1d's 32 steps).
 A vector [B, D] is read as a map with one time step, [B, D, 1].
 """
 
