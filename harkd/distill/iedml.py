@@ -1,14 +1,18 @@
 """`iedml`: the mutual-learning form of IE-KD (Huang et al., CVPR 2021, arXiv 2107.00181, their
 DML setting): two networks, the student and a peer, train from scratch and each distils into
-the other with the inheritance and exploration losses of `iekd`.
+the other with the inheritance and exploration losses of `iekd`, on top of deep mutual learning
+(Zhang et al., "Deep Mutual Learning", CVPR 2018): each network also matches the other's
+(detached) class distribution, as the official IE-DML processor trains CE + KL per network.
 
 Each network n has a factor auto-encoder AE_n on its own chosen map (trained by L1
 reconstruction together with the networks, on the detached map, so it follows the network
 without shaping it) and an `InheritExplore` split with two encoders. Per batch:
-    L = CE_s + CE_p + lambda_inh (L_inh^s + L_inh^p) + lambda_exp (L_exp^s + L_exp^p)
+    L = CE_s + CE_p + lambda_dml (KL(p_p || p_s) + KL(p_s || p_p))
+        + lambda_inh (L_inh^s + L_inh^p) + lambda_exp (L_exp^s + L_exp^p)
         + lambda_rec (Rec_s + Rec_p),
-where L_*^s compares the student's parts with the peer's factors AE_p.encoder(f_p) and L_*^p the
-peer's parts with the student's factors, each target detached. The official code alternates an
+with each KL at temperature 1 against the other network's detached distribution; L_*^s compares
+the student's parts with the peer's factors AE_p.encoder(f_p) and L_*^p the peer's parts with
+the student's factors, each target detached. The official code alternates an
 update of one network and then of the other within each batch; with detached targets the summed
 loss gives each network the same gradient as its own update, both taken from the batch's
 starting state (one optimiser step instead of two).
@@ -39,13 +43,14 @@ from harkd.distill.base import (
 )
 from harkd.distill.features import as_map, check_feature_names, input_channels, probe_features
 from harkd.distill.iekd import FactorAutoEncoder, IEParams, InheritExplore
-from harkd.distill.losses import reconstruction_l1, soft_cross_entropy
+from harkd.distill.losses import kd_kl, reconstruction_l1, soft_cross_entropy
 from harkd.models.base import build_model
 
 
 class IEDMLParams(IEParams):
     peer: ModelConfig = Field(description="the peer network: {name, view, params}")
     lambda_rec: float = Field(1.0, ge=0, description="weight of the auto-encoders' L1 loss")
+    lambda_dml: float = Field(1.0, ge=0, description="weight of the mutual KL terms (0: IE only)")
 
 
 def view_channels(groups: dict[str, list[int]], view: list[str], who: str) -> list[int]:
@@ -107,6 +112,8 @@ class IEDML(Distiller):
         return s_out.logits, {
             "ce": soft_cross_entropy(s_out.logits, batch.y_soft),
             "ce_peer": soft_cross_entropy(p_out.logits, batch.y_soft),
+            "dml": p.lambda_dml * kd_kl(s_out.logits, p_out.logits.detach(), 1.0),
+            "dml_peer": p.lambda_dml * kd_kl(p_out.logits, s_out.logits.detach(), 1.0),
             "inh": p.lambda_inh * inh_s,
             "exp": p.lambda_exp * exp_s,
             "inh_peer": p.lambda_inh * inh_p,

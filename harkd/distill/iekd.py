@@ -8,11 +8,14 @@ encoder turns the teacher's map into factors F_T; the student's map is split by 
 inheritance part and an exploration part (first/second half, or a fixed random permutation kept
 as a buffer, so it is saved with the checkpoint), each encoded to the factor size by its own
 encoder that trains with the student;
-    L = CE + lambda_inh * L_inh + lambda_exp * L_exp,
+    L = (1 - alpha) * CE + alpha * T^2 * KL(p_t^T || p_s^T)
+        + lambda_inh * L_inh + lambda_exp * L_exp,
     L_inh = mean |F_inh/||F_inh|| - F_T/||F_T|||,   L_exp = -(same between F_exp and F_T)
 (distance "l1"), or L_inh = 1 - cos(F_inh, F_T), L_exp = |cos(F_exp, F_T)| (distance
 "cosine": the exploration part is pushed towards orthogonal factors, as in the official code's
-negative cosine loss). Factor maps of different lengths are aligned by `features.align_time`.
+negative cosine loss). alpha = 0 (the default) is IE-KD alone; alpha > 0 adds Hinton's KD term,
+the combination the paper reports on top of other distillers. Factor maps of different lengths
+are aligned by `features.align_time`.
 
 The auto-encoder follows the official one in 1-D: every layer a k=3, stride 1, padding 1
 convolution, BatchNorm and LeakyReLU(0.1); encoder cin -> cin -> factor -> factor, decoder
@@ -50,6 +53,7 @@ from harkd.distill.features import (
 from harkd.distill.losses import (
     abs_cosine,
     cosine_distance,
+    kd_kl,
     normalized_distance,
     reconstruction_l1,
     soft_cross_entropy,
@@ -131,6 +135,8 @@ class IEParams(MethodParams):
 
 class IEKDParams(IEParams):
     ae_epochs: int = Field(10, ge=1, description="epochs of auto-encoder pre-training (stage 1)")
+    alpha: float = Field(0.0, ge=0, le=1, description="weight of an added KD term (CE: 1 - alpha)")
+    temperature: float = Field(4.0, gt=0, description="softmax temperature T of the KD term")
     teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
 
 
@@ -187,23 +193,23 @@ class IEKD(Distiller):
             return list(self.teacher_ae.parameters())
         return super().trainable_parameters()
 
-    def _teacher_map(self, batch: Batch) -> torch.Tensor:
-        out = self.teachers[self.teacher_name](batch.teacher_x)
-        return as_map(out.features[self.params.feature[0]])
-
     def forward_train(
         self, batch: Batch, epoch: int
     ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         p = self.params
-        f_t = self._teacher_map(batch)
+        t_out = self.teachers[self.teacher_name](batch.teacher_x)
+        f_t = as_map(t_out.features[p.feature[0]])
         if self.stage == "ae":
             return None, {"recon": reconstruction_l1(f_t, self.teacher_ae(f_t)[1])}
         with torch.no_grad():
             target = self.teacher_ae.encoder(f_t)
         out = self.student(batch.x)
         l_inh, l_exp = self.ie(as_map(out.features[p.feature[1]]), target)
-        return out.logits, {
-            "ce": soft_cross_entropy(out.logits, batch.y_soft),
+        losses = {
+            "ce": (1 - p.alpha) * soft_cross_entropy(out.logits, batch.y_soft),
             "inh": p.lambda_inh * l_inh,
             "exp": p.lambda_exp * l_exp,
         }
+        if p.alpha > 0:
+            losses["kd"] = p.alpha * kd_kl(out.logits, t_out.logits, p.temperature)
+        return out.logits, losses

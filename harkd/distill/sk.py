@@ -37,7 +37,7 @@ from harkd.distill.losses import kd_kl, similarity_keeping, soft_cross_entropy
 class SKParams(MethodParams):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (CE gets 1 - alpha)")
     temperature: float = Field(4.0, gt=0, description="softmax temperature T")
-    beta: float = Field(10.0, ge=0, description="weight of the summed similarity-keeping terms")
+    beta: float = Field(100.0, ge=0, description="weight of the summed similarity-keeping terms")
     pairs: list[tuple[str, str]] = Field(
         default_factory=lambda: [DEFAULT_PAIR],
         min_length=1,

@@ -28,7 +28,7 @@ def small_run_config(method: str, run_root: Path, **extra: object) -> RunConfig:
         "model": {"name": "tiny_xs", "view": ["acc"]},
         "distill": {"method": method, "params": {}},
         "augment": {"policy": "jitter_scaling"},
-        "train": {"epochs": 1, "batch_size": 128, "seed": 0, "patience": None},
+        "train": {"epochs": 1, "batch_size": 128, "seed": 0, "patience": None, "threads": 1},
         "output_dir": str(run_root),
     }
     raw.update(extra)
@@ -45,7 +45,7 @@ def tiny_teacher_run(hapt_quick_small: WindowSet, tmp_path_factory: pytest.TempP
         "none",
         root,
         model={"name": "cnn1d", "view": ["acc", "gyro"], "params": TINY_TEACHER},
-        train={"epochs": 2, "batch_size": 128, "seed": 0, "patience": None},
+        train={"epochs": 2, "batch_size": 128, "seed": 0, "patience": None, "threads": 1},
     )
     run_dir = root / "teacher"
     fit(cfg, ws=hapt_quick_small, run_dir=run_dir, progress=False)

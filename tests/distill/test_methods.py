@@ -14,6 +14,7 @@ from harkd.distill.base import (
     build_distiller,
     list_distillers,
 )
+from harkd.distill.losses import kd_kl
 from harkd.models import build_model
 
 GROUPS = {"acc": [0, 1, 2], "gyro": [3, 4, 5]}
@@ -171,3 +172,38 @@ def test_teacher_sees_teacher_x() -> None:
     _, with_clean = d.forward_train(clean, 0)
     assert with_same["ce"].item() == pytest.approx(with_clean["ce"].item())
     assert with_same["kd"].item() != pytest.approx(with_clean["kd"].item())
+
+
+def test_iekd_alpha_adds_the_kd_term_and_scales_ce() -> None:
+    """alpha = 0 is IE-KD alone; alpha > 0 adds alpha * T^2 KL and weighs CE by 1 - alpha."""
+    plain, with_kd = make("iekd"), make("iekd")
+    with_kd.params = with_kd.params.model_copy(update={"alpha": 0.75, "temperature": 2.0})
+    for d in (plain, with_kd):
+        d.set_stage("main")
+        d.eval()
+    b = batch()
+    _, p_losses = plain.forward_train(b, 0)
+    logits, k_losses = with_kd.forward_train(b, 0)
+    assert "kd" not in p_losses and set(k_losses) == {"ce", "inh", "exp", "kd"}
+    assert k_losses["ce"].item() == pytest.approx(0.25 * p_losses["ce"].item(), rel=1e-5)
+    t_logits = with_kd.teachers["t"](b.x).logits
+    expected = 0.75 * kd_kl(logits, t_logits, 2.0)
+    assert k_losses["kd"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_iedml_mutual_kl_terms_target_the_other_network_detached() -> None:
+    d = make("iedml")
+    d.train()
+    logits, losses = d.forward_train(batch(), 0)
+    assert {"dml", "dml_peer"} <= set(losses)
+    losses["dml"].backward()  # the student's KL: the peer's distribution is a fixed target
+    assert all(g is not None for g in _grads(d.student.model.head))
+    assert all(g is None for g in _grads(d.peer))
+    off = build_distiller(
+        "iedml",
+        ViewModel(build_model("tiny_xs", 3, 4, 64), GROUPS["acc"]),
+        {},
+        CTX,
+        {"peer": PEER, "lambda_dml": 0.0},
+    )
+    assert off.forward_train(batch(), 0)[1]["dml"].item() == 0.0
