@@ -32,7 +32,7 @@ from data_prep.config import load_data_config
 from data_prep.pipeline import prepare
 from harkd.deploy.compare import plot, row, run_macro_f1, write_table
 from harkd.deploy.export import check_export, export_onnx, logits_module
-from harkd.deploy.flops import count_macs, count_params
+from harkd.deploy.flops import deployed_cost
 from harkd.deploy.latency import benchmark, machine_info, node_costs, profile_nodes
 from harkd.deploy.quantize import calibration_windows, compare_int8, quantize_onnx
 from harkd.deploy.streaming import stream, test_recording
@@ -107,9 +107,10 @@ def measure_all(tmp: Path, ws: Any, train: np.ndarray, test: np.ndarray, runs: d
         check = check_export(model, path, ws.X[test][:, idx], norm)
         res = benchmark(path, runs=n_runs, warmup=300, batch=256,
                         module=logits_module(model, norm))
+        cost = deployed_cost(model, (1, len(idx), ws.meta["window"]))
         res.update(model=name, role=list_models()[name], view=view, weights="random",
-                   params=count_params(model),
-                   macs_module=count_macs(model, (1, len(idx), ws.meta["window"])),
+                   params=cost["params"], train_params=cost["train_params"],
+                   macs_module=cost["macs"],
                    export_check=check.to_dict(),
                    macro_f1=runs[name][1] if name in runs else None,
                    macro_f1_run=str(runs[name][0]) if name in runs else None)

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from harkd.deploy.export import logits_module
-from harkd.deploy.flops import count_macs, count_params
+from harkd.deploy.flops import deployed_cost
 from harkd.deploy.latency import bound_runner
 from harkd.models import HARModel, ModelOutput, build_model, list_models
 from harkd.models.tiny import TinyNet
@@ -157,7 +157,7 @@ def time_sessions(
 
 
 def describe(model: nn.Module, channels: int) -> dict:
-    return {"params": count_params(model), "macs": count_macs(model, (1, channels, WINDOW))}
+    return deployed_cost(model, (1, channels, WINDOW))
 
 
 def main() -> int:

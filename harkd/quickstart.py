@@ -112,7 +112,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> dict[str, Any]:
     """Run every step and write the report; return the summary written to summary.json."""
-    from harkd.deploy.flops import count_macs
+    from harkd.deploy.flops import deployed_cost
     from harkd.train.checkpoint import load_run_model
     from harkd.train.loop import fit
 
@@ -146,7 +146,7 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> dict[str, Any
             [teacher],
             teacher_dir,
             _bench(teacher_dir / "model.onnx", teacher_dir, qs),
-            count_macs(t_model, (1, t_meta["in_channels"], t_meta["window"])),
+            deployed_cost(t_model, (1, t_meta["in_channels"], t_meta["window"])),
             None,
         )
     )
@@ -162,8 +162,8 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> dict[str, Any
                 "f1_change": [e["int8"]["f1_change"] for e in exports],
                 "bench": _bench(run_dir / "model.int8.onnx", run_dir, qs),
             }
-        macs = count_macs(model, (1, meta["in_channels"], meta["window"]))
-        rows.append(_row(label, results, run_dir, bench, macs, int8))
+        cost = deployed_cost(model, (1, meta["in_channels"], meta["window"]))
+        rows.append(_row(label, results, run_dir, bench, cost, int8))
 
     _say("5/5 report")
     summary = _write_report(out, rows, runs, ws, qs)
@@ -172,7 +172,7 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> dict[str, Any
     return summary
 
 
-def _row(label, results, run_dir, bench, macs, int8) -> dict[str, Any]:
+def _row(label, results, run_dir, bench, cost, int8) -> dict[str, Any]:
     test_f1 = [r.metrics["test"]["macro_f1"] for r in results]
     val_f1 = [r.metrics["val"]["macro_f1"] for r in results]
     b1 = bench["batch1"]
@@ -183,8 +183,9 @@ def _row(label, results, run_dir, bench, macs, int8) -> dict[str, Any]:
         "test_macro_f1": _mean_std(test_f1),
         "test_macro_f1_per_seed": test_f1,
         "val_macro_f1": _mean_std(val_f1),
-        "params": results[0].n_params,
-        "macs": int(macs),
+        "params": cost["params"],  # as deployed (training-time branches merged)
+        "train_params": cost["train_params"],
+        "macs": cost["macs"],
         "file_bytes": bench["file_bytes"],
         "p50_us": b1["model"]["p50_us"],
         "floor_p50_us": b1["floor"]["p50_us"],

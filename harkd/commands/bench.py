@@ -85,11 +85,13 @@ def bench_target(target: Path, args: argparse.Namespace, shape: list[int] | None
             export_run(target, data_cfg=args.data)
         model, meta = load_run_model(target)
         module = logits_module(model, run_normalization(meta))
+        cost = flops.deployed_cost(model, (1, meta["in_channels"], meta["window"]))
         info.update(
             model=meta["model"],
             role=list_models().get(meta["model"], ""),
-            params=flops.count_params(model),
-            macs_module=flops.count_macs(model, (1, meta["in_channels"], meta["window"])),
+            params=cost["params"],
+            train_params=cost["train_params"],
+            macs_module=cost["macs"],
             macro_f1=run_macro_f1(target),
         )
     res = benchmark(path, args.threads, args.runs, args.warmup, args.batch, shape, module)

@@ -21,13 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8 graph format (default qoperator)")
     parser.add_argument("--calibration", type=int, default=512,
                         help="training windows used to calibrate int8 ranges (default 512)")
+    parser.add_argument("--per-channel", action="store_true",
+                        help="one int8 weight scale per output channel instead of per tensor "
+                             "after cross-layer range equalization (the default)")
 
 
 def run(args: argparse.Namespace) -> int:
     from harkd.deploy.export import export_run
 
     try:
-        result = export_run(args.run_dir, args.int8, args.data, args.format, args.calibration)
+        result = export_run(args.run_dir, args.int8, args.data, args.format, args.calibration,
+                            args.per_channel)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f"harkd export: {err}", file=sys.stderr)
         return 1

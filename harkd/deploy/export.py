@@ -28,7 +28,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from harkd.models.base import LogitsOnly
+from harkd.models.base import LogitsOnly, deployment_form
 
 OPSET = 17
 INPUT_NAME = "windows"
@@ -78,12 +78,11 @@ def logits_module(
     saves onnxruntime nodes, whose fixed cost dominates a tiny student at batch 1 (issue 8).
     """
     fold = deploy and normalization is not None and hasattr(model, "fold_input_normalization")
-    if deploy and (fold or hasattr(model, "reparameterize")):
-        model = copy.deepcopy(model)
-        if hasattr(model, "reparameterize"):
-            model.reparameterize()
-        if fold:
-            model.fold_input_normalization(*normalization)
+    if deploy:
+        model = deployment_form(model)
+    if fold:
+        model = copy.deepcopy(model)  # deployment_form returns `model` itself when unchanged
+        model.fold_input_normalization(*normalization)
     core = LogitsOnly(model)
     if normalization is None or fold:
         return core.eval()
@@ -394,6 +393,7 @@ def export_run(
     data_cfg: str | Path | Any = None,
     int8_format: str = "qoperator",
     calibration: int = 512,
+    per_channel: bool = False,
 ) -> ExportResult:
     """Export a finished run to <run_dir>/model.onnx (and model.int8.onnx), checked on its
     data's test windows; int8 is calibrated on training windows and compared on the test split.
@@ -415,7 +415,7 @@ def export_run(
 
         result.int8_path = quantize_onnx(
             path, run_dir / "model.int8.onnx", calibration_windows(x[train], calibration),
-            int8_format,
+            int8_format, per_channel=per_channel,
         )
         result.int8 = compare_int8(
             path, result.int8_path, x[test], ws.y[test], meta["num_classes"]

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harkd.models.base import deployment_form
+
 _ZERO_MAC = (
     nn.modules.batchnorm._NormBase,
     nn.LayerNorm,
@@ -38,6 +40,17 @@ _GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
 def count_params(model: nn.Module) -> int:
     """Number of parameters (each shared tensor once), trainable or not."""
     return sum(p.numel() for p in model.parameters())
+
+
+def deployed_cost(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Parameters and MACs of the model as deployed (`harkd.models.base.deployment_form`:
+    training-time branches merged), and its parameter count in training, `train_params`."""
+    deployed = deployment_form(model)
+    return {
+        "params": count_params(deployed),
+        "macs": count_macs(deployed, input_shape),
+        "train_params": count_params(model),
+    }
 
 
 def _conv_macs(m: nn.modules.conv._ConvNd, args: tuple, out: torch.Tensor) -> int:

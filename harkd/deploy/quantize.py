@@ -1,9 +1,11 @@
 """int8 static quantization of an exported model with onnxruntime's tooling.
 
 Static post-training quantization (Jacob et al., "Quantization and Training of Neural Networks
-for Efficient Integer-Arithmetic-Only Inference", CVPR 2018): weights int8 per output channel
-(symmetric), activations uint8 (asymmetric) with ranges calibrated by min/max over windows of
-the TRAINING split, fed raw exactly as the float file takes them. Two graph formats:
+for Efficient Integer-Arithmetic-Only Inference", CVPR 2018): weights int8 (symmetric), by
+default one scale per tensor after cross-layer range equalization (`harkd.deploy.equalize`,
+Nagel et al., ICCV 2019), or one per output channel; activations uint8 (asymmetric) with ranges
+calibrated by min/max over windows of the TRAINING split, fed raw exactly as the float file
+takes them. Two graph formats:
 `qdq` (QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into integer kernels) and
 `qoperator` (QLinearConv, QLinearMatMul, ... written directly); `benchmarks/bench_latency.py`
 times both.
@@ -28,6 +30,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from harkd.deploy.equalize import equalize_ranges
 from harkd.deploy.export import (
     INPUT_NAME,
     input_transform,
@@ -69,21 +72,28 @@ def quantize_onnx(
     out_path: str | Path,
     calibration: np.ndarray,
     fmt: str = "qdq",
-    per_channel: bool = True,
+    per_channel: bool = False,
+    equalize: bool = True,
 ) -> Path:
     """Write the int8 version of `float_path` to `out_path`, calibrated on raw windows.
 
-    The float file's metadata is carried over, with `harkd.quantization` added (format,
-    per-channel, number of calibration windows; the rest is fixed by this module).
+    With `equalize`, channel ranges of consecutive layers are equalized first (exact in float;
+    see `harkd.deploy.equalize`), so that per-tensor weight scales lose little. The float
+    file's metadata is carried over, with `harkd.quantization` added (format, per-channel,
+    equalized layer pairs, number of calibration windows; the rest is fixed by this module).
     """
     if fmt not in FORMATS:
         raise ValueError(f"quantization format must be one of {sorted(FORMATS)}, got {fmt!r}")
     float_path, out_path = Path(float_path), Path(out_path)
     metadata = read_metadata(onnx.load(str(float_path)))
     with tempfile.TemporaryDirectory(prefix="harkd-quant-") as tmp:
+        source = onnx.load(str(float_path))
+        pairs = equalize_ranges(source) if equalize else 0
+        equalized = Path(tmp) / "equalized.onnx"
+        onnx.save(source, str(equalized))
         pre = Path(tmp) / "pre.onnx"
         raw = Path(tmp) / "int8.onnx"
-        quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
+        quant_pre_process(str(equalized), str(pre), skip_symbolic_shape=True)
         quantize_static(
             str(pre),
             str(raw),
@@ -101,6 +111,7 @@ def quantize_onnx(
     metadata[QUANT_KEY] = {
         "format": fmt,
         "per_channel": per_channel,
+        "equalized_pairs": pairs,
         "calibration_windows": len(calibration),
     }
     set_metadata(proto, metadata)
@@ -110,7 +121,7 @@ def quantize_onnx(
 
 
 #: integer operator -> index of its (symmetric, so all-zero) weight zero point
-_WEIGHT_ZERO_POINT = {"QLinearConv": 5, "QLinearMatMul": 5}
+_WEIGHT_ZERO_POINT = {"QLinearConv": 5, "QLinearMatMul": 5, "QGemm": 5}
 
 
 def drop_zero_points(proto: onnx.ModelProto) -> None:

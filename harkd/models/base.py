@@ -7,6 +7,7 @@ model for ONNX export.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -44,6 +45,18 @@ class LogitsOnly(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).logits
+
+
+def deployment_form(model: nn.Module) -> nn.Module:
+    """The model as it is deployed: a copy with its training-time branches merged by
+    `reparameterize()` where the model has one (the tiny students' RepVGG-style branches,
+    Ding et al., CVPR 2021), otherwise `model` itself. `model` is never changed. Parameter and
+    MAC counts of what runs on the device are taken from this form."""
+    if not hasattr(model, "reparameterize"):
+        return model
+    deployed = copy.deepcopy(model).eval()
+    deployed.reparameterize()
+    return deployed
 
 
 ModelFactory = Callable[..., HARModel]

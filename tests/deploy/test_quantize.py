@@ -20,7 +20,7 @@ def test_int8_within_tolerance_on_real_windows(fmt, tiny_onnx, acc_data, tmp_pat
     path = quantize_onnx(tiny_onnx, tmp_path / f"tiny.{fmt}.onnx", calib, fmt)
     proto = onnx.load(str(path))
     assert read_metadata(proto)[QUANT_KEY] == {
-        "format": fmt, "per_channel": True, "calibration_windows": 128,
+        "format": fmt, "per_channel": False, "equalized_pairs": 2, "calibration_windows": 128,
     }
     assert read_metadata(proto)["harkd.model"] == "tiny"
     ops = {n.op_type for n in proto.graph.node}
@@ -31,7 +31,8 @@ def test_int8_within_tolerance_on_real_windows(fmt, tiny_onnx, acc_data, tmp_pat
                           acc_data.num_classes)
     assert report.argmax_agreement >= 0.95, report
     assert report.f1_change >= -0.03, report
-    assert report.int8_bytes < 0.6 * report.float_bytes, report
+    # issue 8's target (<= 0.35x) holds for the integer-operator graph; QDQ pairs cost more
+    assert report.size_ratio <= (0.35 if fmt == "qoperator" else 0.40), report
     assert report.size_ratio == pytest.approx(report.int8_bytes / report.float_bytes)
 
 

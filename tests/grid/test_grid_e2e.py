@@ -98,15 +98,23 @@ def test_sigkill_mid_run_loses_only_that_run(local_grid, hapt_quick_small, teach
     env = {**os.environ, "HARKD_CACHE": str(cache_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "harkd.cli", "grid", str(path), "--workers", "1", "--threads", "1",
-         "--no-progress"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+         "--no-progress"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)  # its own process group: the driver and its pool worker
+    deadline = time.monotonic() + 300
     try:
-        while not ((grid_dir / "runs.sqlite").is_file() and _running_with_checkpoint(grid_dir)):
+        while True:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "the grid never got mid-run"
+            if (grid_dir / "runs.sqlite").is_file() and _running_with_checkpoint(grid_dir):
+                # freeze the grid and look again, so that the run seen mid-way cannot finish
+                # between the look and the kill (a loaded machine makes that window wide)
+                os.killpg(proc.pid, signal.SIGSTOP)
+                if _running_with_checkpoint(grid_dir):
+                    break
+                os.killpg(proc.pid, signal.SIGCONT)
             time.sleep(0.02)
     finally:
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # power loss: driver and worker at once
         proc.wait()
         proc.stderr.close()
     with RunStore(grid_dir / "runs.sqlite") as store:

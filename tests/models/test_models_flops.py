@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from harkd.deploy.flops import count_macs, count_params
+from harkd.deploy.flops import count_macs, count_params, deployed_cost
 from harkd.models.tinyhar import ChannelAttention
 
 
@@ -88,3 +88,21 @@ def test_count_params_counts_shared_once() -> None:
     assert count_params(lin) == 15
     assert count_params(nn.Sequential(lin, nn.ReLU(), lin)) == 15
     assert count_params(nn.BatchNorm1d(5)) == 10
+
+
+def test_deployed_cost_counts_the_merged_tiny_student() -> None:
+    """tiny: stem Conv (3 -> 64, k17, stride 16, T 128 -> 7), depthwise k9 on 64 channels,
+    head 64 -> 6; the training-time branches (k9 and k3 beside each conv) are merged."""
+    from harkd.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, 6, 128)
+    before = count_params(model)
+    cost = deployed_cost(model, (1, 3, 128))
+    assert cost["macs"] == 64 * 3 * 17 * 7 + 64 * 9 * 7 + 64 * 6
+    assert cost["train_params"] == before == count_params(model)  # the model is left alone
+    assert cost["params"] < before
+    assert count_macs(model, (1, 3, 128)) > cost["macs"]  # the branches cost MACs in training
+    # a model without training-time branches costs the same either way
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    assert deployed_cost(lin, (1, 3, 4)) == {"params": 39, "macs": 36, "train_params": 39}
