@@ -19,6 +19,20 @@ call, which on a virtual machine costs more than the arithmetic and makes the ti
 on the order of the measurements. `--default-malloc` keeps glibc's defaults; the JSON says
 which was used.
 
+Where the paired operations differ (each side does its own documented operation; neither is
+asked to do less): noise, pool, reverse and convolve compute the same thing (pool and convolve
+match tsaug to rounding in tests/augment). quantize: both snap each channel to n levels
+between its min and max; harkd floors into n equal bins, tsaug rounds (its end bins are half
+as wide). drift: the same model (a cubic spline through a Gaussian random walk, shifted to
+start at 0, scaled to max_drift times each channel's value range), harkd's spline natural
+through 4 knots, tsaug's not-a-knot through 6 anchors. time-warp: harkd resamples along a
+smooth spline log-speed curve, tsaug along piecewise-constant speed changes. magwarp: harkd
+multiplies by exp(spline), tsaug's multiplicative drift by 1 + a spline random walk scaled to
+at most 0.2. crop/slice: harkd keeps a random 90% (115.2 steps, fractional start) and resizes
+linearly, tsaug crops 115 whole steps and resizes. dropout: harkd's "ffill" holds the last
+kept value through a run of consecutive dropped steps (a true forward fill); tsaug copies the
+preceding step as it was before the drops, so inside a run a dropped value can be copied.
+
     python benchmarks/bench_augment.py [--repeats 100] [--default-malloc]
 
 Targets: harkd >= 10x faster than tsaug for time-warp, >= 5x for the others; the policy

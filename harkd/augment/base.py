@@ -135,14 +135,19 @@ def check_batch(x: Tensor, y_soft: Tensor, where: str) -> None:
     if not isinstance(y_soft, Tensor) or y_soft.ndim != 2 or y_soft.shape[0] != x.shape[0]:
         got = tuple(getattr(y_soft, "shape", ()))
         raise TypeError(f"{where}: y_soft must be a torch.Tensor [B={x.shape[0]}, K], got {got}")
-    # the sum is finite unless some value is NaN/inf (or it overflows): cheap first test
+    # a sum is finite unless some value is NaN/inf (or it overflows): a cheap first test, one
+    # reduction per tensor; the exact count only runs when a sum is not finite
     if not math.isfinite(float(x.sum())):
         n = int((~torch.isfinite(x)).sum())
         if n:
             raise ValueError(
                 f"{where}: x holds {n} NaN/inf value(s); augmenters need finite inputs"
             )
-    if y_soft.is_floating_point() and not bool(torch.isfinite(y_soft).all()):
+    if (
+        y_soft.is_floating_point()
+        and not math.isfinite(float(y_soft.sum()))
+        and not bool(torch.isfinite(y_soft).all())
+    ):
         raise ValueError(f"{where}: y_soft holds NaN/inf value(s)")
 
 
@@ -158,8 +163,8 @@ def rand(g: torch.Generator, shape: Sequence[int], like: Tensor) -> Tensor:
 
 def randn(g: torch.Generator, shape: Sequence[int], like: Tensor, std: float = 1.0) -> Tensor:
     """Normal numbers N(0, std^2) from `g`, on `like`'s device and dtype."""
-    out = torch.empty(tuple(shape), device=g.device, dtype=like.dtype)
-    return _to(out.normal_(0.0, std, generator=g), like)
+    out = torch.normal(0.0, std, tuple(shape), generator=g, device=g.device, dtype=like.dtype)
+    return _to(out, like)
 
 
 def randint(g: torch.Generator, high: Tensor | int, shape: Sequence[int], like: Tensor) -> Tensor:

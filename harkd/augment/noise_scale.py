@@ -37,6 +37,8 @@ class Jitter(Augmenter):
         if self.relative:
             scale = x.std(dim=-1, keepdim=True).mul_(scale)
         if isinstance(scale, float):
+            if g.device == x.device:  # one call: normal_(0, scale) into a new tensor, add x
+                return torch.normal(x, scale, generator=g)
             return randn(g, x.shape, x, std=scale).add_(x)
         return randn(g, x.shape, x).mul_(scale).add_(x)
 

@@ -25,16 +25,16 @@ def _sizes(size: int | Sequence[int], where: str, minimum: int) -> tuple[int, ..
     return sizes
 
 
-def _per_sample_size(sizes: tuple[int, ...], x: Tensor, g: torch.Generator) -> Tensor:
-    """Index into `sizes` for each sample (all zeros when there is one size)."""
+def _per_sample_size(sizes: tuple[int, ...], x: Tensor, g: torch.Generator) -> Tensor | None:
+    """Index into `sizes` for each sample (None when there is one size: nothing to draw)."""
     if len(sizes) == 1:
-        return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return None
     return randint(g, len(sizes), (x.shape[0],), x)
 
 
-def _by_size(x: Tensor, sizes: tuple[int, ...], pick: Tensor, fn) -> Tensor:
+def _by_size(x: Tensor, sizes: tuple[int, ...], pick: Tensor | None, fn) -> Tensor:
     """Apply `fn(x_subset, size)` to the samples that drew each size."""
-    if len(sizes) == 1:
+    if pick is None:
         return fn(x, sizes[0])
     out = torch.empty_like(x)
     for i, s in enumerate(sizes):
@@ -66,14 +66,34 @@ class Pool(Augmenter):
     def _pool(self, x: Tensor, s: int) -> Tensor:
         # strided slices instead of a reduction over a tiny last axis (much faster on CPU)
         T = x.shape[-1]
+        if s == 1:
+            return x.clone()
         n = -(-T // s)
         pad = n * s - T
+        if pad == 0:
+            # write the pooled value into the first of each block's s slots of the output,
+            # then copy it to the other s - 1 (no padding, no separate upsampling pass)
+            blocks = x.reshape(*x.shape[:-1], n, s)
+            out = torch.empty_like(blocks)
+            pooled = out[..., 0]
+            if self.kind == "ave":
+                torch.add(blocks[..., 0], blocks[..., 1], out=pooled)
+                for j in range(2, s):
+                    pooled.add_(blocks[..., j])
+                pooled.div_(s)
+            else:
+                pick = torch.maximum if self.kind == "max" else torch.minimum
+                pick(blocks[..., 0], blocks[..., 1], out=pooled)
+                for j in range(2, s):
+                    pick(pooled, blocks[..., j], out=pooled)
+            out[..., 1:] = pooled.unsqueeze(-1)
+            return out.view(x.shape)
         # zeros add nothing to a block's sum; a repeated edge changes no block's max or min
         mode = "constant" if self.kind == "ave" else "replicate"
-        padded = F.pad(x, (0, pad), mode=mode) if pad else x
+        padded = F.pad(x, (0, pad), mode=mode)
         slices = [padded[..., j::s] for j in range(s)]
         if self.kind == "ave":
-            pooled = slices[0] + slices[1] if s > 1 else slices[0]
+            pooled = slices[0] + slices[1]
             for sl in slices[2:]:
                 pooled += sl
             count = torch.full((n,), float(s), device=x.device, dtype=x.dtype)
@@ -95,6 +115,14 @@ class Pool(Augmenter):
 def _kernel(window: str, size: int) -> Tensor:
     w = torch.from_numpy(get_window(window, size, fftbins=False)).float()
     return w / w.sum()
+
+
+@lru_cache(maxsize=32)
+def _taps(window: str, size: int) -> tuple[int, list[float]]:
+    """(index of the first non-zero weight, the weights from there to the last non-zero one)."""
+    w = _kernel(window, size).tolist()
+    nonzero = [i for i, v in enumerate(w) if v != 0.0] or [0]
+    return nonzero[0], w[nonzero[0] : nonzero[-1] + 1]
 
 
 @register_op
@@ -126,11 +154,17 @@ class Convolve(Augmenter):
         left, right = (s - 1) // 2, s // 2
         if max(left, right) > T:
             raise ValueError(f"{self.name}: kernel size {s} too long for windows of {T} steps")
-        parts = [x[..., :left].flip(-1), x, x[..., T - right :].flip(-1)]
-        padded = torch.cat(parts, dim=-1)
-        weights = _kernel(self.window, s).tolist()
+        # taps of weight 0 (both ends of a Hann window) add nothing: skip them, and pad only
+        # the extended indices first - left .. T - 1 + last - left that the others read
+        first, weights = _taps(self.window, s)
+        lo, hi = first - left, T - 1 + first + len(weights) - 1 - left
+        parts = [x[..., :-lo].flip(-1)] if lo < 0 else []
+        parts.append(x[..., max(lo, 0) : min(hi, T - 1) + 1])
+        if hi > T - 1:
+            parts.append(x[..., T - (hi - T + 1) :].flip(-1))
+        padded = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
         out = padded[..., 0:T] * weights[0]
-        for j in range(1, s):
+        for j in range(1, len(weights)):
             out.add_(padded[..., j : j + T], alpha=weights[j])
         return out
 
@@ -158,8 +192,14 @@ class Quantize(Augmenter):
 
     def transform(self, x: Tensor, g: torch.Generator) -> Tensor:
         pick = _per_sample_size(self._levels, x, g)
-        n = torch.as_tensor(self._levels, device=x.device, dtype=x.dtype)[pick].view(-1, 1, 1)
-        low = x.amin(dim=-1, keepdim=True)
-        span = (x.amax(dim=-1, keepdim=True) - low).clamp_min(1e-12)
-        level = torch.minimum(((x - low) / span * n).floor(), n - 1)
-        return low + (level + 0.5) * (span / n)
+        if pick is None:
+            n: Tensor | float = float(self._levels[0])
+        else:
+            n = torch.as_tensor(self._levels, device=x.device, dtype=x.dtype)[pick].view(-1, 1, 1)
+        low, high = torch.aminmax(x, dim=-1, keepdim=True)
+        span = high.sub_(low).clamp_min_(1e-12)
+        # in place on one buffer: ((x - low) / span * n).floor(), at most n - 1, then the centre
+        # of that level's bin, low + (level + 0.5) * span / n
+        level = (x - low).div_(span).mul_(n).floor_()
+        level = level.clamp_max_(n - 1) if pick is None else torch.minimum(level, n - 1, out=level)
+        return level.add_(0.5).mul_(span / n).add_(low)

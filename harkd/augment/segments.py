@@ -10,6 +10,7 @@ classification with neural networks", PLOS ONE 2021 (arXiv 2007.15951).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +119,13 @@ class TimeDropout(Augmenter):
     def transform(self, x: Tensor, g: torch.Generator) -> Tensor:
         B, C, T = x.shape
         rows = B * C if self.per_channel else B
-        dropped = bernoulli_steps(rows, T, self.rate / self.size, g, x)
+        q = self.rate / self.size
+        if self.size == 1 and self.fill == "ffill" and _sparse_steps(T, q):
+            # few drops: find each dropped step's source at the K candidates per row, then one
+            # gather with the map t -> t, or -> the last kept step before t where t is dropped
+            index = _dropout_index(rows, T, q, g, x).view(B, -1, T + 1)[..., :T]
+            return x.gather(2, index.expand(B, C, T))
+        dropped = bernoulli_steps(rows, T, q, g, x)
         if self.size > 1:  # step t is dropped if a block started in (t - size, t]
             padded = F.pad(dropped.unsqueeze(1).to(x.dtype), (self.size - 1, 0))
             dropped = F.max_pool1d(padded, self.size, stride=1).squeeze(1) > 0
@@ -131,28 +138,84 @@ class TimeDropout(Augmenter):
         return x.gather(2, last_kept.expand(B, C, T))
 
 
+@lru_cache(maxsize=64)
+def _gap_count(T: int, q: float) -> int:
+    """K geometric gaps per row cover the binomial count of True steps among the T-1
+    candidates to more than 7 standard deviations (plus 8)."""
+    n = T - 1
+    return math.ceil(n * q + 7 * math.sqrt(n * q * (1 - q)) + 8)
+
+
+def _sparse_steps(T: int, q: float) -> bool:
+    """Whether `bernoulli_steps` places the True steps by geometric gaps (see there)."""
+    return 0.0 < q < 1.0 and _gap_count(T, q) < (T - 1) // 2
+
+
+def _gap_positions(
+    rows: int, T: int, q: float, g: torch.Generator, like: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Per row, K candidate True steps placed by geometric gaps, as two Long [rows, K]: `extra`,
+    each gap minus 1, and `before`, each position minus 1, increasing (>= T - 1: beyond the
+    window). floor(log(1 - U) / log(1 - q)) + 1, U uniform in [0, 1), is geometric on
+    {1, 2, ...} with success probability q.
+    """
+    k = _gap_count(T, q)
+    # log1p(-U) <= 0 and 1 / log1p(-q) < 0: the product is >= 0, so .long() is its floor
+    extra = rand(g, (rows, k), like).neg_().log1p_().mul_(1.0 / math.log1p(-q)).long()
+    # position_j - 1 = sum_{i <= j} (extra_i + 1) - 1 = cumsum(extra)_j + j
+    return extra, extra.cumsum(dim=1).add_(_arange(k, like.device))
+
+
+def _dropout_index(rows: int, T: int, q: float, g: torch.Generator, like: Tensor) -> Tensor:
+    """Long [rows, T + 1] (the last column is scratch): step t reads step t if it is kept,
+    else the last kept step before it, with the dropped steps of `bernoulli_steps`.
+
+    A drop starts a new run of drops when its gap is > 1 (extra > 0: the step before it is
+    kept); the last kept step of a run is its first position - 1, carried to the later drops
+    of the run by a running maximum (positions increase); a run starting at step 1 reads step 0.
+    Candidates beyond the window are written into the scratch column.
+    """
+    extra, before = _gap_positions(rows, T, q, g, like)
+    source = extra.sign_().mul_(before).cummax(dim=1).values  # extra is not needed any more
+    index = _identity_rows(rows, T, like.device).clone()
+    index[:, 1:].scatter_(1, before.clamp_(max=T - 1), source)
+    return index
+
+
+def _scatter_true(rows: int, T: int, before: Tensor, like: Tensor) -> Tensor:
+    """Bool [rows, T], True at the positions `before` + 1 inside the window."""
+    out = torch.zeros(rows, T + 1, dtype=torch.bool, device=like.device)
+    out[:, 1:].scatter_(1, before.clamp(max=T - 1), True)
+    return out[:, :T]
+
+
+@lru_cache(maxsize=16)
+def _arange(n: int, device: torch.device) -> Tensor:
+    """[n] 0, 1, ..., n - 1 (long, read-only: shared between calls)."""
+    return torch.arange(n, device=device)
+
+
+@lru_cache(maxsize=16)
+def _identity_rows(rows: int, T: int, device: torch.device) -> Tensor:
+    """[rows, T + 1], every row 0, 1, ..., T (long, read-only: clone before writing)."""
+    return torch.arange(T + 1, device=device).expand(rows, T + 1).contiguous()
+
+
 def bernoulli_steps(rows: int, T: int, q: float, g: torch.Generator, like: Tensor) -> Tensor:
     """Bool [rows, T]: each step but the first is True with probability `q`, independently.
 
-    For small `q` the True steps are placed by geometric gaps (log(U) / log(1 - q)), which
+    For small `q` the True steps are placed by geometric gaps (`_gap_positions`), which
     needs about q*T uniforms per row instead of T: K gaps per row cover the binomial count
     of True steps to more than 7 standard deviations (plus 8), so the truncation is never
     reached in practice. Otherwise one uniform per step.
     """
     if q <= 0.0:
         return torch.zeros(rows, T, dtype=torch.bool, device=like.device)
-    n = T - 1
-    k = math.ceil(n * q + 7 * math.sqrt(n * q * (1 - q)) + 8)
-    if q >= 1.0 or k >= n // 2:
+    if not _sparse_steps(T, q):
         out = rand(g, (rows, T), like) < q
         out[:, 0] = False
         return out
-    u = 1.0 - rand(g, (rows, k), like)  # in (0, 1]
-    gaps = torch.floor(torch.log(u) / math.log1p(-q)) + 1
-    position = gaps.cumsum(dim=1).clamp(max=T).long()  # T: beyond the window
-    out = torch.zeros(rows, T + 1, dtype=torch.bool, device=like.device)
-    out.scatter_(1, position, True)
-    return out[:, :T]
+    return _scatter_true(rows, T, _gap_positions(rows, T, q, g, like)[1], like)
 
 
 @register_op

@@ -60,6 +60,8 @@ def smooth_curve(knot_values: Tensor, length: int, kind: str = "spline") -> Tens
     """
     *lead, n = knot_values.shape
     basis = _basis(n, length, kind, knot_values.device, knot_values.dtype)
+    if len(lead) == 1:  # [B, n_knots]: no reshaping needed
+        return knot_values @ basis
     return (knot_values.reshape(-1, n) @ basis).view(*lead, length)
 
 
@@ -75,9 +77,10 @@ def resample(x: Tensor, tau: Tensor) -> Tensor:
     Exact at integer positions, the last one included (torch.lerp returns `end` at weight 1).
     """
     B, C, T = x.shape
-    left = tau.floor().clamp_(0, T - 2)
+    # truncation and floor differ only below 0, where the clamp makes both 0
+    left = tau.long().clamp_(0, T - 2)
     w = (tau - left).unsqueeze(1)
-    i0 = left.long().unsqueeze(1).expand(B, C, -1)
+    i0 = left.unsqueeze(1).expand(B, C, -1)
     x0 = x.gather(2, i0)
     x1 = x[..., 1:].gather(2, i0)  # x[t + 1] without building the index t + 1
     return x0.lerp_(x1, w)
@@ -190,10 +193,12 @@ class Drift(Augmenter):
         c = C if self.per_channel else 1
         curve = smooth_curve(randn(g, (B, c, self.n_knots), x), T, kind="walk")
         peak = curve.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-12)
-        scale = sample_range(self.max_drift, (B, c, 1), g, x) / peak
+        # max_drift / peak (* the value range), in place on the small [B, c, 1] tensors
+        drift = sample_range(self.max_drift, (B, c, 1), g, x)
+        scale = peak.reciprocal_().mul_(drift) if isinstance(drift, float) else drift.div_(peak)
         if self.normalize:
             low, high = torch.aminmax(x, dim=-1, keepdim=True)
-            scale = scale * (high - low)
+            scale.mul_(high.sub_(low))
         return torch.addcmul(x, curve, scale)
 
 
