@@ -73,13 +73,15 @@ def _say(text: str) -> None:
 
 
 def _export(run_dir: Path, int8: bool) -> dict[str, Any]:
-    """Export a run (reusing an earlier export of the same weights) and return export.json."""
-    from harkd.deploy.export import export_run
+    """Export a run (reusing an earlier export of the same weights by the same exporter) and
+    return export.json."""
+    from harkd.deploy.export import EXPORT_FORMAT, export_run
 
     record = run_dir / "export.json"
     onnx = run_dir / "model.onnx"
     fresh = record.is_file() and onnx.is_file()
     fresh = fresh and onnx.stat().st_mtime >= (run_dir / "model.safetensors").stat().st_mtime
+    fresh = fresh and json.loads(record.read_text()).get("export_format") == EXPORT_FORMAT
     if fresh and (not int8 or (run_dir / "model.int8.onnx").is_file()):
         _say(f"reusing the ONNX export in {run_dir}")
     else:

@@ -61,3 +61,13 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch, capsys):
     assert "reusing" in second
     assert second.count("reusing the latency measurement") == 1 + 3 + 3
     assert json.loads((out / "summary.json").read_text())["rows"] == summary["rows"]
+
+    # an export written by an older exporter is redone, not reused
+    record = students[0] / "export.json"
+    stale = json.loads(record.read_text())
+    stale["export_format"] -= 1
+    record.write_text(json.dumps(stale))
+    assert main(["demo", "--no-progress", *overrides]) == 0
+    third = capsys.readouterr().out
+    assert third.count("reusing the ONNX export") == 1 + 6 - 1  # teacher + students
+    assert json.loads(record.read_text())["export_format"] == stale["export_format"] + 1

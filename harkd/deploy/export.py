@@ -333,6 +333,12 @@ def check_export(
     )
 
 
+#: written into export.json; bumped whenever the files `export_run` writes change for the same
+#: weights (2: int8 per tensor after cross-layer equalization), so that an older export is
+#: redone instead of reused
+EXPORT_FORMAT = 2
+
+
 @dataclass
 class ExportResult:
     """What `export_run` wrote and measured (also saved as <run_dir>/export.json)."""
@@ -344,6 +350,7 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "export_format": EXPORT_FORMAT,
             "onnx_path": str(self.onnx_path),
             "check": self.check.to_dict(),
             "int8_path": None if self.int8_path is None else str(self.int8_path),
