@@ -21,13 +21,12 @@ COLUMNS = (
 
 
 def run_macro_f1(run_dir: str | Path) -> float | None:
-    """Test macro-F1 from <run_dir>/metrics.json (`test.macro_f1`), None when absent."""
+    """Test macro-F1 of a finished run (`metrics.test.macro_f1` of the `RunResult` in
+    <run_dir>/metrics.json), None when the run has no test metrics."""
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())
-    test = metrics.get("test") or metrics.get("splits", {}).get("test") or {}
-    value = test.get("macro_f1")
+    value = json.loads(path.read_text()).get("metrics", {}).get("test", {}).get("macro_f1")
     return None if value is None else float(value)
 
 

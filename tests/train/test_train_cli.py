@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harkd.cli import main
+from harkd.deploy.compare import run_macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "configs" / "data" / "hapt-quick.yaml"
@@ -29,6 +30,9 @@ def test_train_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "student-tiny-hapt-quick: test macro-F1" in out and "params" in out
     run = tmp_path / "student-tiny-hapt-quick"
     stored = json.loads((run / "metrics.json").read_text())["metrics"]["test"]
+    # what `harkd bench` and the latency comparison read from a finished run
+    assert run_macro_f1(run) == pytest.approx(stored["macro_f1"])
+    assert run_macro_f1(tmp_path / "no-such-run") is None
 
     report = tmp_path / "eval.json"
     rc = main(["evaluate", str(run), "--data", str(DATA), *SUBSET, "--split", "all",
