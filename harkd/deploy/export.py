@@ -79,10 +79,12 @@ def logits_module(
     """
     fold = deploy and normalization is not None and hasattr(model, "fold_input_normalization")
     if deploy:
-        model = deployment_form(model)
-    if fold:
-        model = copy.deepcopy(model)  # deployment_form returns `model` itself when unchanged
-        model.fold_input_normalization(*normalization)
+        deployed = deployment_form(model)
+        if fold:
+            # deployment_form copies only when it changes something; folding needs a copy too
+            deployed = copy.deepcopy(model) if deployed is model else deployed
+            deployed.fold_input_normalization(*normalization)
+        model = deployed
     core = LogitsOnly(model)
     if normalization is None or fold:
         return core.eval()
