@@ -120,12 +120,13 @@ class TimeDropout(Augmenter):
         B, C, T = x.shape
         rows = B * C if self.per_channel else B
         q = self.rate / self.size
-        if self.size == 1 and self.fill == "ffill" and _sparse_steps(T, q):
+        gaps = _gap_positions(rows, T, q, g, x)
+        if gaps is not None and self.size == 1 and self.fill == "ffill":
             # few drops: find each dropped step's source at the K candidates per row, then one
             # gather with the map t -> t, or -> the last kept step before t where t is dropped
-            index = _dropout_index(rows, T, q, g, x).view(B, -1, T + 1)[..., :T]
+            index = _dropout_index(T, *gaps).view(B, -1, T + 1)[..., :T]
             return x.gather(2, index.expand(B, C, T))
-        dropped = bernoulli_steps(rows, T, q, g, x)
+        dropped = _steps_mask(rows, T, q, gaps, g, x)
         if self.size > 1:  # step t is dropped if a block started in (t - size, t]
             padded = F.pad(dropped.unsqueeze(1).to(x.dtype), (self.size - 1, 0))
             dropped = F.max_pool1d(padded, self.size, stride=1).squeeze(1) > 0
@@ -140,44 +141,53 @@ class TimeDropout(Augmenter):
 
 @lru_cache(maxsize=64)
 def _gap_count(T: int, q: float) -> int:
-    """K geometric gaps per row cover the binomial count of True steps among the T-1
-    candidates to more than 7 standard deviations (plus 8)."""
+    """K geometric gaps per row: the binomial count of True steps among the T-1 candidates plus
+    4 standard deviations plus 4; a row needs more than K with probability about 1e-6 (T 128,
+    q 0.05), and `_gap_positions` then says so."""
     n = T - 1
-    return math.ceil(n * q + 7 * math.sqrt(n * q * (1 - q)) + 8)
+    return math.ceil(n * q + 4 * math.sqrt(n * q * (1 - q)) + 4)
 
 
 def _sparse_steps(T: int, q: float) -> bool:
-    """Whether `bernoulli_steps` places the True steps by geometric gaps (see there)."""
+    """Whether True steps with probability `q` are placed by geometric gaps (`_gap_positions`):
+    when that draws fewer than half the uniforms of one per step."""
     return 0.0 < q < 1.0 and _gap_count(T, q) < (T - 1) // 2
 
 
 def _gap_positions(
     rows: int, T: int, q: float, g: torch.Generator, like: Tensor
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor] | None:
     """Per row, K candidate True steps placed by geometric gaps, as two Long [rows, K]: `extra`,
     each gap minus 1, and `before`, each position minus 1, increasing (>= T - 1: beyond the
     window). floor(log(1 - U) / log(1 - q)) + 1, U uniform in [0, 1), is geometric on
-    {1, 2, ...} with success probability q.
+    {1, 2, ...} with success probability q, so the positions inside the window are exactly
+    those of independent Bernoulli(q) steps as long as the K-th lies beyond the window. None
+    when it does not for some row (rare, see `_gap_count`; one host read of an int): the
+    caller then draws one uniform per step instead. None too when gaps would not save draws.
     """
+    if not _sparse_steps(T, q):
+        return None
     k = _gap_count(T, q)
     # log1p(-U) <= 0 and 1 / log1p(-q) < 0: the product is >= 0, so .long() is its floor
     extra = rand(g, (rows, k), like).neg_().log1p_().mul_(1.0 / math.log1p(-q)).long()
     # position_j - 1 = sum_{i <= j} (extra_i + 1) - 1 = cumsum(extra)_j + j
-    return extra, extra.cumsum(dim=1).add_(_arange(k, like.device))
+    before = extra.cumsum(dim=1).add_(_arange(k, like.device))
+    if int(before[:, -1].min()) < T - 1:
+        return None
+    return extra, before
 
 
-def _dropout_index(rows: int, T: int, q: float, g: torch.Generator, like: Tensor) -> Tensor:
+def _dropout_index(T: int, extra: Tensor, before: Tensor) -> Tensor:
     """Long [rows, T + 1] (the last column is scratch): step t reads step t if it is kept,
-    else the last kept step before it, with the dropped steps of `bernoulli_steps`.
+    else the last kept step before it, for the dropped steps at the gaps of `_gap_positions`.
 
     A drop starts a new run of drops when its gap is > 1 (extra > 0: the step before it is
     kept); the last kept step of a run is its first position - 1, carried to the later drops
     of the run by a running maximum (positions increase); a run starting at step 1 reads step 0.
     Candidates beyond the window are written into the scratch column.
     """
-    extra, before = _gap_positions(rows, T, q, g, like)
     source = extra.sign_().mul_(before).cummax(dim=1).values  # extra is not needed any more
-    index = _identity_rows(rows, T, like.device).clone()
+    index = _identity_rows(before.shape[0], T, before.device).clone()
     index[:, 1:].scatter_(1, before.clamp_(max=T - 1), source)
     return index
 
@@ -201,21 +211,26 @@ def _identity_rows(rows: int, T: int, device: torch.device) -> Tensor:
     return torch.arange(T + 1, device=device).expand(rows, T + 1).contiguous()
 
 
-def bernoulli_steps(rows: int, T: int, q: float, g: torch.Generator, like: Tensor) -> Tensor:
+def _steps_mask(
+    rows: int,
+    T: int,
+    q: float,
+    gaps: tuple[Tensor, Tensor] | None,
+    g: torch.Generator,
+    like: Tensor,
+) -> Tensor:
     """Bool [rows, T]: each step but the first is True with probability `q`, independently.
 
-    For small `q` the True steps are placed by geometric gaps (`_gap_positions`), which
-    needs about q*T uniforms per row instead of T: K gaps per row cover the binomial count
-    of True steps to more than 7 standard deviations (plus 8), so the truncation is never
-    reached in practice. Otherwise one uniform per step.
+    From the `gaps` that `_gap_positions` drew (about q*T uniforms per row) when it gave some,
+    otherwise one uniform per step.
     """
+    if gaps is not None:
+        return _scatter_true(rows, T, gaps[1], like)
     if q <= 0.0:
         return torch.zeros(rows, T, dtype=torch.bool, device=like.device)
-    if not _sparse_steps(T, q):
-        out = rand(g, (rows, T), like) < q
-        out[:, 0] = False
-        return out
-    return _scatter_true(rows, T, _gap_positions(rows, T, q, g, like)[1], like)
+    out = rand(g, (rows, T), like) < q
+    out[:, 0] = False
+    return out
 
 
 @register_op

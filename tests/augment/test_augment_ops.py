@@ -7,7 +7,7 @@ import pytest
 import torch
 import tsaug
 
-from harkd.augment import AugmentContext, get_op, list_policies
+from harkd.augment import AugmentContext, get_op, list_policies, segments
 from harkd.augment.noise_scale import Jitter, Scaling
 from harkd.augment.resolution import Convolve, Pool, Quantize
 from harkd.augment.segments import ChannelDropout, Permutation, Reverse, TimeDropout
@@ -143,9 +143,16 @@ def test_permutation_reorders_whole_segments(synthetic_batch, equal):
 
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("size", [1, 3])
-@pytest.mark.parametrize("rate", [0.05, 0.2])  # geometric gaps / one uniform per step
-def test_time_dropout_holds_previous_values(synthetic_batch, per_channel, size, rate):
+@pytest.mark.parametrize("rate", [0.05, 0.2])
+@pytest.mark.parametrize("gaps_fall_short", [False, True])
+def test_time_dropout_holds_previous_values(
+    synthetic_batch, per_channel, size, rate, gaps_fall_short, monkeypatch
+):
+    if gaps_fall_short:  # 2 gaps per row cannot cover a window: the one-uniform-per-step path
+        monkeypatch.setattr(segments, "_gap_count", lambda T, q: 2)
     x = synthetic_batch.x
+    short = segments._gap_positions(x.shape[0], x.shape[-1], rate / size, gen(), x) is None
+    assert short == gaps_fall_short
     op = TimeDropout(rate=rate, size=size, per_channel=per_channel)
     out, _ = op(x, synthetic_batch.y_soft, gen())
     kept = out == x
