@@ -147,6 +147,20 @@ def method_job(
     return config, overrides, args.work / name
 
 
+def effective_augmentation(args: argparse.Namespace) -> str:
+    """The policy and teacher input every method ran with, after --set ("; "-joined per method
+    where they differ)."""
+    seen: dict[str, list[str]] = {}
+    for method in args.methods:
+        aug = load_run_config(
+            DISTILL_CONFIGS / f"{method}.yaml", overrides_for(args, method)
+        ).augment
+        seen.setdefault(f"{aug.policy}, teacher input {aug.teacher_input}", []).append(method)
+    if len(seen) == 1:
+        return next(iter(seen))
+    return "; ".join(f"{', '.join(methods)}: {desc}" for desc, methods in seen.items())
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -192,7 +206,7 @@ def write_markdown(path: Path, meta: dict, teacher: dict, table: dict, notes: Pa
             if meta["patience"] is None
             else f"early stopping after {meta['patience']} epochs without improvement"
         )
-        + f", augmentation `{meta['augment']}`, {meta['threads']} torch "
+        + f", augmentation {meta['augment']}, {meta['threads']} torch "
         f"thread(s) per run, {meta['jobs']} run(s) at a time; test macro-F1 on the UCI-HAR test "
         f"subjects, model selection on validation macro-F1.  ",
         f"Teacher (acc+gyro cnn1d, {teacher['n_params']:,} parameters, "
@@ -263,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "patience": args.patience,
         "threads": args.threads,
         "jobs": args.jobs,
-        "augment": load_run_config(DISTILL_CONFIGS / "none.yaml").augment.policy,
+        "augment": effective_augmentation(args),
         "overrides": args.set,
     }
     args.out.mkdir(parents=True, exist_ok=True)
