@@ -121,7 +121,7 @@ class TimeDropout(Augmenter):
         rows = B * C if self.per_channel else B
         q = self.rate / self.size
         gaps = _gap_positions(rows, T, q, g, x)
-        if gaps is not None and self.size == 1 and self.fill == "ffill":
+        if gaps is not None and self.size == 1 and self.fill == "ffill" and _covers(gaps, T):
             # few drops: find each dropped step's source at the K candidates per row, then one
             # gather with the map t -> t, or -> the last kept step before t where t is dropped
             index = _dropout_index(T, *gaps).view(B, -1, T + 1)[..., :T]
@@ -143,7 +143,7 @@ class TimeDropout(Augmenter):
 def _gap_count(T: int, q: float) -> int:
     """K geometric gaps per row: the binomial count of True steps among the T-1 candidates plus
     4 standard deviations plus 4; a row needs more than K with probability about 1e-6 (T 128,
-    q 0.05), and `_gap_positions` then says so."""
+    q 0.05), and `_steps_mask` then draws the rest of that row step by step."""
     n = T - 1
     return math.ceil(n * q + 4 * math.sqrt(n * q * (1 - q)) + 4)
 
@@ -160,10 +160,9 @@ def _gap_positions(
     """Per row, K candidate True steps placed by geometric gaps, as two Long [rows, K]: `extra`,
     each gap minus 1, and `before`, each position minus 1, increasing (>= T - 1: beyond the
     window). floor(log(1 - U) / log(1 - q)) + 1, U uniform in [0, 1), is geometric on
-    {1, 2, ...} with success probability q, so the positions inside the window are exactly
-    those of independent Bernoulli(q) steps as long as the K-th lies beyond the window. None
-    when it does not for some row (rare, see `_gap_count`; one host read of an int): the
-    caller then draws one uniform per step instead. None too when gaps would not save draws.
+    {1, 2, ...} with success probability q, so the positions inside the window are those of
+    independent Bernoulli(q) steps up to the K-th candidate (see `_covers`). None when gaps
+    would not save draws (then one uniform per step).
     """
     if not _sparse_steps(T, q):
         return None
@@ -171,15 +170,19 @@ def _gap_positions(
     # log1p(-U) <= 0 and 1 / log1p(-q) < 0: the product is >= 0, so .long() is its floor
     extra = rand(g, (rows, k), like).neg_().log1p_().mul_(1.0 / math.log1p(-q)).long()
     # position_j - 1 = sum_{i <= j} (extra_i + 1) - 1 = cumsum(extra)_j + j
-    before = extra.cumsum(dim=1).add_(_arange(k, like.device))
-    if int(before[:, -1].min()) < T - 1:
-        return None
-    return extra, before
+    return extra, extra.cumsum(dim=1).add_(_arange(k, like.device))
+
+
+def _covers(gaps: tuple[Tensor, Tensor], T: int) -> bool:
+    """Whether every row's K-th candidate lies beyond the window, so that the gaps place all of
+    its True steps (one host read of an int)."""
+    return int(gaps[1][:, -1].min()) >= T - 1
 
 
 def _dropout_index(T: int, extra: Tensor, before: Tensor) -> Tensor:
     """Long [rows, T + 1] (the last column is scratch): step t reads step t if it is kept,
-    else the last kept step before it, for the dropped steps at the gaps of `_gap_positions`.
+    else the last kept step before it, for the dropped steps at the gaps of `_gap_positions`
+    (when they cover the window, `_covers`).
 
     A drop starts a new run of drops when its gap is > 1 (extra > 0: the step before it is
     kept); the last kept step of a run is its first position - 1, carried to the later drops
@@ -221,15 +224,22 @@ def _steps_mask(
 ) -> Tensor:
     """Bool [rows, T]: each step but the first is True with probability `q`, independently.
 
-    From the `gaps` that `_gap_positions` drew (about q*T uniforms per row) when it gave some,
-    otherwise one uniform per step.
+    From the `gaps` that `_gap_positions` drew (about q*T uniforms per row) when it gave some;
+    a row whose K-th candidate falls inside the window (rare) draws one uniform per step after
+    it, which keeps the steps independent (the gaps are memoryless). Otherwise one uniform per
+    step.
     """
-    if gaps is not None:
-        return _scatter_true(rows, T, gaps[1], like)
     if q <= 0.0:
         return torch.zeros(rows, T, dtype=torch.bool, device=like.device)
-    out = rand(g, (rows, T), like) < q
-    out[:, 0] = False
+    if gaps is None:
+        out = rand(g, (rows, T), like) < q
+        out[:, 0] = False
+        return out
+    out = _scatter_true(rows, T, gaps[1], like)
+    if not _covers(gaps, T):
+        last = gaps[1][:, -1:] + 1  # each row's K-th candidate step
+        after = _arange(T, like.device) > last
+        out |= (rand(g, (rows, T), like) < q) & after
     return out
 
 

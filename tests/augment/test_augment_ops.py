@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -148,11 +150,11 @@ def test_permutation_reorders_whole_segments(synthetic_batch, equal):
 def test_time_dropout_holds_previous_values(
     synthetic_batch, per_channel, size, rate, gaps_fall_short, monkeypatch
 ):
-    if gaps_fall_short:  # 2 gaps per row cannot cover a window: the one-uniform-per-step path
+    if gaps_fall_short:  # 2 gaps per row cannot cover a window: the rest is drawn step by step
         monkeypatch.setattr(segments, "_gap_count", lambda T, q: 2)
     x = synthetic_batch.x
-    short = segments._gap_positions(x.shape[0], x.shape[-1], rate / size, gen(), x) is None
-    assert short == gaps_fall_short
+    gaps = segments._gap_positions(x.shape[0], x.shape[-1], rate / size, gen(), x)
+    assert segments._covers(gaps, x.shape[-1]) != gaps_fall_short
     op = TimeDropout(rate=rate, size=size, per_channel=per_channel)
     out, _ = op(x, synthetic_batch.y_soft, gen())
     kept = out == x
@@ -214,3 +216,18 @@ def test_bad_parameters_raise():
         get_op("timewarp").from_params({"sigmaa": 0.1}, AugmentContext())
     with pytest.raises(TypeError, match=r"\[B, C, T\]"):
         Jitter()(torch.zeros(4, 128), torch.zeros(4, 6), gen())
+
+
+def test_dropout_steps_stay_independent_where_the_gaps_fall_short(monkeypatch):
+    # 3 gaps per row end inside the window; the steps after them are drawn one by one, so
+    # every step but the first is dropped with the same probability
+    monkeypatch.setattr(segments, "_gap_count", lambda T, q: 3)
+    rows, T, q = 20_000, 64, 0.1
+    like = torch.zeros(1)
+    gaps = segments._gap_positions(rows, T, q, gen(), like)
+    assert not segments._covers(gaps, T)
+    steps = segments._steps_mask(rows, T, q, gaps, gen(), like)
+    freq = steps.float().mean(dim=0)
+    assert float(freq[0]) == 0.0
+    tolerance = 4 * math.sqrt(q * (1 - q) / rows)
+    assert float((freq[1:] - q).abs().max()) < tolerance
