@@ -125,11 +125,7 @@ class HeadVariant(HARModel):
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, 1, T'] after the last convolution of the tiny student."""
-        h = self.model.stem(x.unsqueeze(2))
-        for block in self.model.blocks:
-            for conv in block:
-                h = conv(h)
-        return h
+        return self.model.conv_maps(x)[-1]
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         h = self.trunk(x)

@@ -224,13 +224,20 @@ class TinyNet(HARModel):
         n_stages = 1 + sum(len(block) for block in self.blocks)  # one per convolution
         self.feature_names = (*(f"stage{i + 1}" for i in range(n_stages)), "final", "embedding")
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        h = self.stem(x.unsqueeze(2))  # [B, C, 1, T]: (1 x k) Conv2d, see ConvBNAct(as_2d=True)
+    def conv_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every convolution, stem first, each [B, C_i, 1, T_i], for windows
+        [B, C, T] (run as (1 x k) Conv2d on [B, C, 1, T], see ConvBNAct(as_2d=True))."""
+        h = self.stem(x.unsqueeze(2))
         maps = [h]
         for block in self.blocks:
             for conv in block:  # depthwise, then pointwise
                 h = conv(h)
                 maps.append(h)
+        return maps
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        maps = self.conv_maps(x)
+        h = maps[-1]
         feats = {f"stage{i + 1}": m.squeeze(2) for i, m in enumerate(maps)}
         feats["final"] = feats[f"stage{len(maps)}"]
         # GlobalAveragePool in ONNX: onnxruntime runs it on the NCHWc layout, before the
