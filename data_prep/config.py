@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harkd.config import ConfigError, apply_overrides, format_validation_error, load_yaml
+from data_prep.configio import ConfigError, apply_overrides, format_validation_error, load_yaml
 
 
 class _Section(BaseModel):

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from data_prep.cache import cache_key, cache_stem, load_cached, resolve_cache_dir
 from data_prep.config import DataConfig
+from data_prep.configio import ConfigError
 from data_prep.filters import apply_filters
 from data_prep.readers import get_reader
 from data_prep.recording import Recording, RecordingError
@@ -28,7 +29,6 @@ from data_prep.resample import resample
 from data_prep.splits import assign_splits
 from data_prep.windowing import extract, label_windows
 from data_prep.windowset import SPLITS, WindowSet
-from harkd.config import ConfigError
 
 
 def default_source(reader: str) -> Path:

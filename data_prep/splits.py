@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from data_prep.config import SplitConfig
-from harkd.config import ConfigError
+from data_prep.configio import ConfigError
 
 
 def natural_key(subject: str) -> tuple[int, int | str]:
