@@ -7,6 +7,7 @@ the same way without `data_prep` importing `harkd`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,45 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), yaml.safe_load(raw) if raw != "" else ""
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of `raw` with every `key=value` override set (dotted keys nest)."""
+def merge_keys(raw: dict[str, Any], items: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """A copy of `raw` with each (dotted key -> value) of `items` merged in.
+
+    The one merge behind CLI overrides, grid axes and profiles, data overrides and `defaults:`.
+    A top-level key may be dotted (`split.fold`; keys inside a mapping value are taken
+    literally); a non-empty mapping merges into the mapping
+    already there (so `{"split": {"fold": 3}}` keeps the other split keys); any other value,
+    and an empty mapping, replaces what was there (`teachers: {}` clears the teachers).
+    """
     out = json.loads(json.dumps(raw))
+    for key, value in items.items():
+        *parents, leaf = str(key).split(".")
+        if not leaf or any(not p for p in parents):
+            raise ConfigError(f"{where}{key!r} has an empty key part")
+        node = out
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{where}{key}: {part!r} is not a mapping")
+            node = child
+        _merge_into(node, leaf, value)
+    return out
+
+
+def _merge_into(node: dict[str, Any], key: str, value: Any) -> None:
+    """Set `node[key]`, merging a non-empty mapping into a mapping (nested keys are literal)."""
+    if isinstance(value, Mapping) and value and isinstance(node.get(key), dict):
+        for k, v in value.items():
+            _merge_into(node[key], str(k), v)
+    else:
+        node[key] = json.loads(json.dumps(value))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of `raw` with every `key=value` override merged in (see `merge_keys`)."""
+    out = raw
     for text in overrides:
         path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
-            if not isinstance(node.get(part, {}), dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a mapping")
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
+        out = merge_keys(out, {".".join(path): value}, where=f"override {text!r}: ")
     return out
 
 
@@ -87,3 +116,41 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def load_config(
+    path: str | Path, path_keys: tuple[str, ...] = (), _chain: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """Read a config YAML with its `defaults:` (files merged under it, in order).
+
+    `defaults` is a path or a list of paths, relative to the file that names them; each may
+    have defaults of its own. The file's own keys merge over its defaults (`merge_keys`), so
+    shared settings such as `train: {epochs: 30, batch_size: 128}` are written once. The
+    top-level keys in `path_keys` hold file paths: a relative one is made absolute against the
+    folder of the file that sets it.
+    """
+    path = Path(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise ConfigError(f"{path}: defaults include themselves ({cycle})")
+    raw = load_yaml(path)
+    for key in path_keys:
+        if isinstance(raw.get(key), str):
+            raw[key] = str(resolve_path(raw[key], path.parent))
+    names = raw.pop("defaults", [])
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path}: defaults must be a file path or a list of file paths")
+    merged: dict[str, Any] = {}
+    for name in names:
+        parent = load_config(resolve_path(name, path.parent), path_keys, (*_chain, path))
+        merged = merge_keys(merged, parent)
+    return merge_keys(merged, raw, where=f"{path}: ")
+
+
+def resolve_path(value: str | Path, base_dir: Path) -> Path:
+    """`value` as an absolute path: a relative one is taken relative to `base_dir` (the folder
+    of the config file that names it)."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base_dir / p).resolve()
+

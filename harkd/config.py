@@ -19,6 +19,7 @@ from data_prep.configio import (  # noqa: F401  (re-exported: the harkd layers i
     ConfigError,
     apply_overrides,
     format_validation_error,
+    load_config,
     load_yaml,
     parse_override,
 )
@@ -39,6 +40,11 @@ class ModelConfig(Section):
 class TeacherConfig(ModelConfig):
     run_dir: str | None = Field(
         default=None, description="run directory of `harkd train` holding the teacher checkpoint"
+    )
+    node: str | None = Field(
+        default=None,
+        description="config hash of the grid training node that trains this teacher (set by the "
+        "grid engine, which fills run_dir with that node's run directory)",
     )
 
 
@@ -99,13 +105,21 @@ class RunConfig(Section):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Load a run config YAML, apply `key=value` overrides and validate it.
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A run config file as a mapping: its `defaults:` merged under it and a relative `data`
+    path made absolute against the file's folder (run directories and `output_dir` stay
+    relative to the working directory, where outputs go)."""
+    return load_config(path, path_keys=("data",))
 
-    A relative `data` path is resolved against the current directory first, then against the
-    config file's folder.
+
+def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config YAML (`read_run_config`), apply `key=value` overrides and validate it.
+
+    A relative `data` path given as an override is taken relative to the working directory.
     """
-    raw = apply_overrides(load_yaml(path), overrides or [])
+    raw = apply_overrides(read_run_config(path), overrides or [])
+    if isinstance(raw.get("data"), str):
+        raw["data"] = str(Path(raw["data"]).resolve())
     return validate_run_config(raw, source=str(path))
 
 

@@ -1,8 +1,9 @@
 """`harkd grid SPEC [--profile P] [--dry-run] [--executor local|ray] [--workers N] ...`.
 
-Runs (or resumes) an ablation grid: done runs are skipped, interrupted ones rerun, failed ones
-rerun with `--retry-failed`. `--dry-run` prints the expanded runs (axis values and config hash)
-and their count without training anything.
+Runs (or resumes) a grid, training nodes (teachers, assistants) before the cells that need
+them: done runs are skipped, interrupted ones rerun, failed ones (and the runs they blocked)
+rerun with `--retry-failed`. `--dry-run` prints the graph (nodes, the cells and what each
+needs, hashes, what is done or new) without training anything.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harkd.config import ConfigError
+from harkd.shipped import config_file
 
 if TYPE_CHECKING:
     from harkd.grid.spec import GridSpec
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from harkd.grid.spec import load_spec
 
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(config_file(args.spec))
         grid_dir = spec.grid_dir(args.profile, args.output_dir)
         if args.dry_run:
             print(dry_run(spec, args.profile, grid_dir))
@@ -58,16 +60,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"harkd grid: {err}", file=sys.stderr)
         return 1
     print(f"grid {spec.name}: {summary.done}/{summary.total} done, {summary.failed} failed, "
-          f"{summary.pending} not finished; {summary.ran} ran now, {summary.recovered} "
-          f"interrupted runs reset, {summary.retried} failed runs retried")
+          f"{summary.blocked} blocked by a failed node, {summary.pending} not finished; "
+          f"{summary.ran} ran now, {summary.recovered} interrupted runs reset, "
+          f"{summary.retried} failed or blocked runs retried")
     print(f"store: {grid_dir / 'runs.sqlite'}; report: harkd report {grid_dir}")
-    if summary.failed and not args.retry_failed:
-        print("rerun failed runs with --retry-failed")
-    return 0 if summary.failed == 0 and summary.pending == 0 else 1
+    if (summary.failed or summary.blocked) and not args.retry_failed:
+        print("rerun failed and blocked runs with --retry-failed")
+    return 0 if summary.failed == summary.blocked == summary.pending == 0 else 1
 
 
 def dry_run(spec: GridSpec, profile: str | None, grid_dir: Path) -> str:
-    """The expanded runs, one a line (index, hash, axis values, status in the store if any)."""
+    """The graph of runs, one a line: training nodes first (what needs them), then the cells
+    (axis values and the nodes they need), each with its hash and its status in the store
+    (`new` when the store has no such run: it would train; `done` runs are reused)."""
     from harkd.grid.runner import describe, store_path
     from harkd.grid.store import RunStore
 
@@ -75,12 +80,25 @@ def dry_run(spec: GridSpec, profile: str | None, grid_dir: Path) -> str:
     status: dict[str, str] = {}
     if store_path(grid_dir).is_file():
         with RunStore(store_path(grid_dir)) as store:
-            status = {r.hash: r.status for r in store.rows()}
+            status = store.status_of()
+    name = {r.hash: r.axes["node"] for r in exp.nodes}
+    users: dict[str, int] = {}
+    for r in exp.runs:
+        for d in r.deps:
+            users[d] = users.get(d, 0) + 1
     width = len(str(len(exp.runs)))
-    lines = [f"{r.index:>{width}}  {r.hash}  {status.get(r.hash, 'new'):8s} {describe(r.axes)}"
-             for r in exp.runs]
+    lines = []
+    for r in exp.runs:
+        what = f"node {name[r.hash]}" if r.kind == "node" else describe(r.axes)
+        needs = f"  needs {', '.join(name[d] for d in r.deps)}" if r.deps else ""
+        used = f"  needed by {users.get(r.hash, 0)}" if r.kind == "node" else ""
+        lines.append(f"{r.index:>{width}}  {r.hash}  {status.get(r.hash, 'new'):8s} "
+                     f"{what}{needs}{used}")
+    known = [r for r in exp.runs if r.hash in status]
     lines.append(
-        f"{len(exp.runs)} runs (product {exp.product}, {exp.excluded} excluded, "
-        f"{exp.included} included, {exp.merged} identical merged); profile "
-        f"{profile or 'none'}; grid dir {grid_dir}")
+        f"{len(exp.runs)} runs: {len(exp.nodes)} training nodes, {len(exp.cells)} cells "
+        f"(product {exp.product}, {exp.excluded} excluded, {exp.included} included, "
+        f"{exp.merged} identical merged); {sum(status[r.hash] == 'done' for r in known)} done "
+        f"(reused), {len(exp.runs) - len(known)} new; profile {profile or 'none'}; "
+        f"grid dir {grid_dir}")
     return "\n".join(lines)

@@ -45,8 +45,8 @@ class RunTask:
     hash: str
     config: dict[str, Any]
     run_dir: str
-    cwd: str
     latency: dict[str, int] | None = None
+    deps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,15 @@ class RunOutcome:
     n_params: int | None = None
     error: str | None = None
     worker_s: float = 0.0
+    blocked: bool = False
 
 
 class Executor(Protocol):
-    """Runs tasks; `slots` of them at a time."""
+    """Runs tasks; `slots` of them at a time. With `orders_dependencies`, a task may be
+    submitted while the tasks of its `deps` are in flight (the executor runs it after them)."""
 
     slots: int
+    orders_dependencies: bool
 
     def submit(self, task: RunTask) -> None: ...
 
@@ -157,8 +160,6 @@ def execute(task: RunTask) -> RunOutcome:
     try:
         from harkd.train.loop import fit
 
-        if Path(task.cwd).is_dir() and Path.cwd() != Path(task.cwd):
-            os.chdir(task.cwd)  # relative data and teacher paths are relative to the driver's cwd
         cfg = validate_run_config(task.config, source=f"run {task.hash}")
         ws = _windowset_for(cfg)
         t_fit = time.perf_counter()
@@ -191,6 +192,7 @@ class LocalExecutor:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.slots = workers
+        self.orders_dependencies = False
         self.threads = threads or max(1, available_cores() // workers)
         self._windowset = windowset
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -239,11 +241,20 @@ class LocalExecutor:
 # -- ray ----------------------------------------------------------------------------------------
 
 
-def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None) -> RunOutcome:
-    """A Ray task: set this worker's threads and shared data once, then `execute`."""
+def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None,
+                 *needed: RunOutcome) -> RunOutcome:
+    """A Ray task: set this worker's threads and shared data once, then `execute`.
+
+    `needed`: the outcomes of the training nodes still in flight when this task was submitted
+    (Ray starts the task once they are done); if one failed, this run is blocked.
+    """
     global _given
     import torch
 
+    failed = [o.hash for o in needed if not o.ok]
+    if failed:
+        return RunOutcome(hash=task.hash, ok=False, blocked=True,
+                          error=f"blocked: needed node(s) {failed} failed")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     _given = windowset
@@ -272,13 +283,16 @@ class RayExecutor:
         if cpus < cpus_per_run:
             raise RuntimeError(f"Ray cluster has {cpus} CPUs; each run needs {cpus_per_run}")
         self.slots = cpus // cpus_per_run
+        self.orders_dependencies = True
         self._threads = cpus_per_run
         self._remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_execute)
         self._data = ray.put(windowset) if windowset is not None else None
         self._refs: dict[Any, str] = {}
 
     def submit(self, task: RunTask) -> None:
-        self._refs[self._remote.remote(task, self._threads, self._data)] = task.hash
+        in_flight = {h: ref for ref, h in self._refs.items()}
+        needed = [in_flight[h] for h in task.deps if h in in_flight]
+        self._refs[self._remote.remote(task, self._threads, self._data, *needed)] = task.hash
 
     def wait(self, timeout: float) -> list[RunOutcome]:
         if not self._refs:

@@ -1,9 +1,14 @@
-"""Run a grid: expand, register in the store, recover interrupted runs, claim and execute.
+"""Run a grid: expand its graph, register it in the store, recover interrupted runs, claim
+and execute in dependency order.
 
-Running the same spec again resumes: done runs are skipped, interrupted ones (claimed by a
-process that is gone) go back to pending, failed ones rerun only with `retry_failed`. Each run
-trains in `<grid_dir>/runs/<hash>/`, so an interrupted run resumes from its own checkpoint;
-its row becomes `done` only in the same transaction that writes its metrics.
+Running the same spec again resumes: done runs (training nodes and cells) are skipped,
+interrupted ones (claimed by a process that is gone) go back to pending, failed ones and the
+runs they blocked rerun only with `retry_failed`. Each run trains in `<grid_dir>/runs/<hash>/`,
+so an interrupted run resumes from its own checkpoint; its row becomes `done` only in the same
+transaction that writes its metrics. A run is claimed once the training nodes it needs are done
+(the Ray executor takes runs whose nodes are still in flight and lets Ray order them); when a
+node fails, every run that needs it is marked blocked, naming it. A teacher that names a node
+reads that node's run directory; the grid folder must be one that every worker sees.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class GridSummary:
     ran: int
     done: int
     failed: int
+    blocked: int
     pending: int
     recovered: int
     retried: int
@@ -64,6 +70,19 @@ def store_path(grid_dir: str | Path) -> Path:
 
 def run_dir_of(grid_dir: Path, run_hash: str) -> Path:
     return grid_dir / "runs" / run_hash
+
+
+def with_teacher_dirs(config: dict[str, Any], grid_dir: Path) -> dict[str, Any]:
+    """A run's config with each teacher's run directory filled in: a training node's own run
+    directory in this grid, and any other relative run directory made absolute."""
+    teachers = {}
+    for name, t in (config.get("teachers") or {}).items():
+        if t.get("node"):
+            run_dir = run_dir_of(grid_dir, t["node"])
+        else:
+            run_dir = Path(t["run_dir"]).resolve() if t.get("run_dir") else None
+        teachers[name] = {**t, "run_dir": None if run_dir is None else str(run_dir)}
+    return {**config, "teachers": teachers}
 
 
 def describe(axes: dict[str, str]) -> str:
@@ -125,7 +144,7 @@ def run_grid(
     (tests, benchmarks). The driver process owns the store; see `harkd.grid.executors`.
     """
     expansion = spec.expand(profile)
-    gdir = Path(grid_dir) if grid_dir is not None else spec.grid_dir(profile)
+    gdir = (Path(grid_dir) if grid_dir is not None else spec.grid_dir(profile)).resolve()
     hashes = {r.hash for r in expansion.runs}
     axes_of = {r.hash: r.axes for r in expansion.runs}
     host, pid, version = socket.gethostname(), os.getpid(), code_version()
@@ -136,11 +155,13 @@ def run_grid(
         store.register(expansion.runs)
         recovered = [r for r in store.recover(lease_s, host) if r.hash in hashes]
         retried = store.retry_failed(hashes) if retry_failed else 0
+        store.block_dependants(hashes)
         counts = store.counts(hashes)
         pending = {r.hash for r in store.rows("pending") if r.hash in hashes}
         if pending and windowset is None:
             warm_data_cache(expansion, pending)
-        bar = tqdm(total=len(hashes), initial=counts["done"], desc=f"grid {spec.name}",
+        bar = tqdm(total=len(hashes), initial=counts["done"] + counts["blocked"],
+                   desc=f"grid {spec.name}",
                    unit="run", disable=not progress, dynamic_ncols=True)
         for row in recovered:
             bar.write(f"interrupted run reset: {describe(row.axes)} ({row.hash})")
@@ -150,27 +171,37 @@ def run_grid(
         try:
             while True:
                 while pending and (pool is None or len(in_flight) < pool.slots):
-                    row = store.claim(hashes, host, pid, version)
-                    if row is None:
-                        pending.clear()
-                        break
                     if pool is None:
                         pool = make_executor(executor, workers, windowset, address, cpus_per_run,
                                              threads)
+                    row = store.claim(hashes, host, pid, version,
+                                      in_flight if pool.orders_dependencies else ())
+                    if row is None:
+                        break
                     # stamped before submit: a pool's first submits block while it spawns
                     in_flight[row.hash] = time.perf_counter()
-                    pool.submit(RunTask(row.hash, row.config, str(run_dir_of(gdir, row.hash)),
-                                        str(Path.cwd()), spec.latency))
+                    pool.submit(RunTask(row.hash, with_teacher_dirs(row.config, gdir),
+                                        str(run_dir_of(gdir, row.hash)),
+                                        spec.latency if row.kind == "cell" else None,
+                                        tuple(row.deps)))
                 if not in_flight:
                     break
                 for outcome in pool.wait(timeout=HEARTBEAT_S):
                     wall = time.perf_counter() - in_flight.pop(outcome.hash)
+                    if outcome.blocked:  # Ray: a node it needs failed; blocked once that is stored
+                        store.release([outcome.hash], host, pid)
+                        continue
                     ran += 1
                     msg = _record(store, outcome, host, pid, wall)
                     if msg:
                         failures.append(f"{describe(axes_of[outcome.hash])}: {msg}")
                         bar.write(f"FAILED {failures[-1]}")
+                        for row in store.block_dependants(hashes):
+                            bar.write(f"BLOCKED {describe(row.axes)}: needs a failed node")
+                            bar.update(1)
                     bar.update(1)
+                pending = {h for h, st in store.status_of().items()
+                           if st == "pending" and h in hashes}
                 if in_flight and time.monotonic() - last_beat >= HEARTBEAT_S:
                     store.heartbeat(in_flight, host, pid)
                     last_beat = time.monotonic()
@@ -183,7 +214,8 @@ def run_grid(
             bar.close()
         final = store.counts(hashes)
     return GridSummary(grid_dir=gdir, total=len(hashes), ran=ran, done=final["done"],
-                       failed=final["failed"], pending=final["pending"] + final["running"],
+                       failed=final["failed"], blocked=final["blocked"],
+                       pending=final["pending"] + final["running"],
                        recovered=len(recovered), retried=retried, failures=failures)
 
 

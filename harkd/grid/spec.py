@@ -1,57 +1,77 @@
-"""Grid specs: a base run config, axes of values, include/exclude rules and profiles.
+"""Grid specs: a graph of runs — training nodes and the cells that depend on them.
 
 A spec YAML (configs/grids/*.yaml) reads::
 
     name: hapt_aug_ablation
-    base: configs/distill/none.yaml      # a run config file, or an inline run config mapping
+    base: ../distill/none.yaml           # a run config file, or an inline run config mapping
     output_dir: runs/grids/hapt_aug_ablation
+    nodes:                               # training nodes: teachers, assistants, generations
+      teacher: {config: ../train/teacher_cnn1d.yaml, set: {train.epochs: 40}}
+      assistant:
+        config: ../train/student_tiny.yaml
+        set: {model.params: {channels: 32}, distill.method: kd,
+              teachers: {t: {from: teacher}}}      # a chain: teacher -> assistant
     axes:
       augment: [none, jitter, jitter+scaling]        # alias of augment.policy
       method:                                         # alias of distill.method
-        - none
-        - {label: kd, set: {distill.params: {alpha: 0.5}, teachers: {...}}}   # a bundle
+        - {label: none, set: {teachers: {}}}
+        - {label: kd, from: ../distill/kd.yaml}       # inherits the file's `distill` section
+        - {label: kd-big, set: {distill.method: kd}}  # a bundle of dotted keys
       seed: [0, 1, 2]                                 # alias of train.seed
     exclude: [{augment: jitter, method: kd}]
     include: [{augment: mixup, method: none}]
     profiles:
       quick:
         train.epochs: 3
-        method=iekd: {distill.params.ae_epochs: 1}   # only for runs with method iekd
-    latency: {threads: 1, runs: 500}     # optional: export to ONNX and time each run
+        method=iekd: {distill.params.ae_epochs: 1}   # only for cells with method iekd
+        nodes: {train.epochs: 2}                     # every training node
+        node=teacher: {train.patience: null}         # one training node
+    latency: {threads: 1, runs: 500}     # optional: export each cell to ONNX and time it
 
-An axis is a dotted RunConfig key or one of `ALIASES`. A value is either the value set at
-that key, or a *bundle*: a mapping with `set` (dotted key -> value, several keys at once) and an
-optional `label`; the axis key itself gets the label unless `set` names it. Labels identify
-values in the store, in include/exclude rules and in the report.
+**Cells.** An axis is a dotted RunConfig key or one of `ALIASES`. A value is either the value
+set at that key, or a *bundle*: a mapping with `set` (dotted key -> value, several keys at
+once), `from` (a run config file whose section for this axis — `distill` for the method axis,
+`augment` for the augment axis — the value inherits) and a `label`. Labels identify values in
+the store, in include/exclude rules and in the report. Expansion: the product of the axes (last
+axis varies fastest), minus the cells matching any `exclude` rule, plus the cells of each
+`include` rule (a partial assignment whose missing axes range over all their values; values may
+lie outside the axis). In a rule, a list means "any of these values" (write `[[a, b]]` for the
+list value `[a, b]`). Cells whose resolved configs are identical are merged (counted). A
+profile (`--profile NAME`) sets dotted keys on every cell after the axes; `axis=label: {...}`
+only on the cells with that label.
 
-Expansion: the product of the axes (last axis varies fastest), minus the runs matching any
-`exclude` rule, plus the runs of each `include` rule (a partial assignment whose missing axes
-range over all their values; values may lie outside the axis). In a rule, a list means "any of
-these values" (write `[[a, b]]` for the list value `[a, b]`). Runs whose resolved configs are
-identical are merged (counted). A profile (`--profile NAME`) sets dotted keys on every run
-after the axes (so it overrides them); an entry `axis=label: {key: value, ...}` applies only to
-the runs with that label. Each run's hash is `RunConfig.config_hash()` of its fully resolved
-config.
+**Training nodes.** Wherever a config names a teacher's finished run directory, the teacher
+may instead be a training node: `{from: NAME}` (an entry of `nodes:`, optionally with more
+`set`) or `{node: {config: FILE, set: {...}}}` inline. A node is a run config (a file, or an
+inline mapping) with `set` merged over it; it inherits the dotted keys listed in `inherit`
+(default `data` and `data_overrides`) from the config that names it, so a per-fold or
+per-subject-draw teacher follows its cell. Nodes may name nodes as teachers (chains of any
+depth). The teacher entry becomes `{name, view, params, node: HASH}` from the node's model, so
+a cell's hash covers its whole chain; each distinct resolved node (config, data, fold and seed
+included) is one run, keyed by its hash and shared by every cell that needs it. Cycles and
+names missing from `nodes:` are refused when the spec loads. Relative paths in a spec (`base`,
+`from`, node `config`, `data`) are taken relative to the file that names them.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from data_prep.configio import merge_keys, resolve_path
 from harkd.config import (
     ConfigError,
     LatencyConfig,
     RunConfig,
-    apply_overrides,
     format_validation_error,
-    load_yaml,
+    load_config,
+    read_run_config,
     validate_run_config,
 )
 
@@ -68,6 +88,10 @@ ALIASES: dict[str, str] = {
     "lr": "train.lr",
     "batch_size": "train.batch_size",
 }
+#: what a training node inherits from the config that names it, unless it says otherwise
+DEFAULT_INHERIT = ("data", "data_overrides")
+#: profile keys that address training nodes instead of cells
+NODES_KEY, NODE_PREFIX = "nodes", "node="
 
 
 class _SpecFile(BaseModel):
@@ -78,11 +102,24 @@ class _SpecFile(BaseModel):
     description: str = ""
     base: str | dict[str, Any]
     output_dir: str | None = None
+    nodes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     axes: dict[str, list[Any]] = Field(min_length=1)
     include: list[dict[str, Any]] = Field(default_factory=list)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     latency: LatencyConfig | None = None
+
+
+class NodeDef(BaseModel):
+    """A training node: a run config (file or inline mapping) with keys set over it."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: str | dict[str, Any] = Field(description="run config file, or an inline run config")
+    set: dict[str, Any] = Field(default_factory=dict, description="dotted key -> value")
+    inherit: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_INHERIT),
+        description="dotted keys taken from the config that names this node",
+    )
 
 
 @dataclass(frozen=True)
@@ -105,17 +142,21 @@ class Axis:
 
 @dataclass(frozen=True)
 class GridRun:
-    """One expanded run: its position, axis labels, resolved config and hash."""
+    """One run of the graph: a cell (axis labels) or a training node (`axes` {"node": name}),
+    its resolved config, hash, and the hashes of the nodes it needs (`deps`)."""
 
     index: int
     axes: dict[str, str]
     config: RunConfig
     hash: str
+    kind: str = "cell"
+    deps: tuple[str, ...] = ()
 
 
 @dataclass
 class Expansion:
-    """The runs of a spec under one profile, with the counts of what the rules did."""
+    """The runs of a spec under one profile (training nodes first, each after the nodes it
+    needs, then the cells), with the counts of what the rules did to the cells."""
 
     runs: list[GridRun]
     product: int
@@ -123,6 +164,20 @@ class Expansion:
     included: int
     merged: int
     profile: str | None
+
+    @property
+    def cells(self) -> list[GridRun]:
+        return [r for r in self.runs if r.kind == "cell"]
+
+    @property
+    def nodes(self) -> list[GridRun]:
+        return [r for r in self.runs if r.kind == "node"]
+
+
+@dataclass
+class _Profile:
+    cells: list[tuple[tuple[int, str] | None, str, Any]] = field(default_factory=list)
+    nodes: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,6 +192,8 @@ class GridSpec:
     output_dir: str = ""
     description: str = ""
     latency: dict[str, int] | None = None
+    nodes: dict[str, NodeDef] = field(default_factory=dict)
+    spec_dir: Path = field(default_factory=Path)
 
     def grid_dir(self, profile: str | None = None, output_dir: str | Path | None = None) -> Path:
         """Where the store and run dirs live: `output_dir`, suffixed `-<profile>` for a profile."""
@@ -150,8 +207,10 @@ class GridSpec:
         raise ConfigError(f"{self.source}: no axis {name!r}; axes: {[a.name for a in self.axes]}")
 
     def expand(self, profile: str | None = None) -> Expansion:
-        """All runs of the grid under `profile` (None: the spec's settings as written)."""
+        """All runs of the graph under `profile` (None: the spec's settings as written)."""
         settings = self._profile(profile)
+        for name in self.nodes:  # every node resolves (no cycle, no dangling name) even unused
+            self._node({"from": name}, self.base, settings, f"nodes.{name}", (), {})
         product = list(itertools.product(*(a.values for a in self.axes)))
         kept = [
             c
@@ -159,62 +218,154 @@ class GridSpec:
             if not any(self._matches(c, r, i) for i, r in enumerate(self.exclude))
         ]
         extra = [c for i, rule in enumerate(self.include) for c in self._include_combos(rule, i)]
-        runs: list[GridRun] = []
+        nodes: dict[str, GridRun] = {}
+        cells: list[GridRun] = []
         seen: set[str] = set()
         for combo in kept + extra:
-            cfg = self._resolve(combo, settings)
+            cfg, deps = self._resolve(combo, settings, nodes)
             h = cfg.config_hash()
             if h in seen:
                 continue
             seen.add(h)
             labels = {a.name: v.label for a, v in zip(self.axes, combo, strict=True)}
-            runs.append(GridRun(index=len(runs), axes=labels, config=cfg, hash=h))
+            cells.append(GridRun(index=0, axes=labels, config=cfg, hash=h, deps=deps))
+        runs = [
+            GridRun(index=i, axes=r.axes, config=r.config, hash=r.hash, kind=r.kind, deps=r.deps)
+            for i, r in enumerate([*nodes.values(), *cells])
+        ]
         return Expansion(
             runs=runs,
             product=len(product),
             excluded=len(product) - len(kept),
             included=len(extra),
-            merged=len(kept) + len(extra) - len(runs),
+            merged=len(kept) + len(extra) - len(cells),
             profile=profile,
         )
 
     # -- internals -------------------------------------------------------------------------
 
-    def _profile(self, profile: str | None) -> list[tuple[tuple[int, str] | None, str, Any]]:
-        """A profile as (condition (axis position, label) or None, dotted key, value) items."""
+    def _profile(self, profile: str | None) -> _Profile:
+        """A profile as cell items (condition (axis position, label) or None, dotted key,
+        value) and node settings (node name or None for every node -> dotted keys)."""
+        out = _Profile()
         if profile is None:
-            return []
+            return out
         if profile not in self.profiles:
             raise ConfigError(
                 f"{self.source}: unknown profile {profile!r}; profiles: {sorted(self.profiles)}"
             )
-        items: list[tuple[tuple[int, str] | None, str, Any]] = []
         for key, value in self.profiles[profile].items():
-            if "=" not in key:
-                items.append((None, resolve_axis_key(key), value))
-                continue
             where = f"profiles.{profile}.{key}"
+            if key == NODES_KEY or key.startswith(NODE_PREFIX):
+                name = key[len(NODE_PREFIX):] if key.startswith(NODE_PREFIX) else None
+                if name is not None and name not in self.nodes:
+                    raise ConfigError(f"{self.source}: {where}: no node {name!r}; nodes: "
+                                      f"{sorted(self.nodes)}")
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{self.source}: {where} must map dotted keys to values")
+                out.nodes[name] = dict(value)
+                continue
+            if "=" not in key:
+                out.cells.append((None, resolve_axis_key(key), value))
+                continue
             name, label = key.split("=", 1)
             pos = self._axis_pos(name, where)
             if self.axes[pos].find(label) is None:
                 raise ConfigError(f"{self.source}: {where}: axis {name!r} has no value {label!r}")
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{self.source}: {where} must map dotted keys to values")
-            items += [((pos, label), resolve_axis_key(k), v) for k, v in value.items()]
-        return items
+            out.cells += [((pos, label), resolve_axis_key(k), v) for k, v in value.items()]
+        return out
 
     def _resolve(
-        self, combo: tuple[AxisValue, ...], settings: list[tuple[tuple[int, str] | None, str, Any]]
-    ) -> RunConfig:
+        self, combo: tuple[AxisValue, ...], settings: _Profile, nodes: dict[str, GridRun]
+    ) -> tuple[RunConfig, tuple[str, ...]]:
         chosen = [
-            (k, v) for when, k, v in settings if when is None or combo[when[0]].label == when[1]
+            (k, v) for when, k, v in settings.cells
+            if when is None or combo[when[0]].label == when[1]
         ]
-        raw = set_keys(self.base, [kv for v in combo for kv in v.assignments] + chosen)
+        raw = self.base
+        for key, value in [kv for v in combo for kv in v.assignments] + chosen:
+            raw = merge_keys(raw, {key: value})
         # sorted by axis, so the order axes are written in does not change the hash
         labels = sorted(f"{a.name}={v.label}" for a, v in zip(self.axes, combo, strict=True))
         raw["name"] = "-".join([self.name, *labels])
         where = ", ".join(f"{a.name}={v.label}" for a, v in zip(self.axes, combo, strict=True))
-        return validate_run_config(raw, source=f"{self.source} (run {where})")
+        raw, deps = self._teacher_nodes(raw, settings, f"run {where}", (), nodes)
+        return validate_run_config(raw, source=f"{self.source} (run {where})"), deps
+
+    def _teacher_nodes(
+        self, raw: dict[str, Any], settings: _Profile, where: str, stack: tuple[str, ...],
+        nodes: dict[str, GridRun],
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """`raw` with each teacher that names a training node replaced by that node's model
+        and hash; the nodes are added to `nodes` (each after the nodes it needs)."""
+        teachers = raw.get("teachers") or {}
+        if not isinstance(teachers, Mapping):
+            return raw, ()
+        resolved, deps = {}, []
+        for tname, entry in teachers.items():
+            if isinstance(entry, Mapping) and ("from" in entry or "node" in entry):
+                node = self._node(entry, raw, settings, f"{where}: teachers.{tname}", stack, nodes)
+                model = node.config.model
+                resolved[tname] = {"name": model.name, "view": list(model.view),
+                                   "params": model.params, "node": node.hash}
+                deps.append(node.hash)
+            else:
+                resolved[tname] = entry
+        return {**raw, "teachers": resolved}, tuple(deps)
+
+    def _node(
+        self, entry: Mapping[str, Any], parent: dict[str, Any], settings: _Profile, where: str,
+        stack: tuple[str, ...], nodes: dict[str, GridRun],
+    ) -> GridRun:
+        """The training node a teacher entry names, resolved against the config naming it."""
+        allowed = {"from", "set"} if "from" in entry else {"node"}
+        unknown = sorted(set(entry) - allowed)
+        if unknown or ("from" in entry and "node" in entry):
+            raise ConfigError(f"{self.source}: {where}: a teacher node is {{from: NAME, set: "
+                              f"{{...}}}} or {{node: {{config, set, inherit}}}}; got keys "
+                              f"{sorted(entry)}")
+        extra: dict[str, Any] = {}
+        if "from" in entry:
+            name = str(entry["from"])
+            if name not in self.nodes:
+                raise ConfigError(f"{self.source}: {where}: from {name!r} names no node; "
+                                  f"nodes: {sorted(self.nodes)}")
+            definition, extra = self.nodes[name], dict(entry.get("set") or {})
+        else:
+            definition = _node_def(entry["node"], f"{self.source}: {where}.node")
+            config = definition.config
+            name = Path(config).stem if isinstance(config, str) else "inline"
+        if name in stack:
+            raise ConfigError(f"{self.source}: {where}: training nodes form a cycle: "
+                              f"{' -> '.join((*stack, name))}")
+        raw = self._node_config(definition.config, where)
+        for key in definition.inherit:  # inherited values replace the node's own
+            found, value = _get_dotted(parent, key)
+            if found:
+                raw = _replace_dotted(raw, key, value)
+        raw = merge_keys(raw, {**definition.set, **extra})
+        for key, value in {**settings.nodes.get(None, {}), **settings.nodes.get(name, {})}.items():
+            raw = merge_keys(raw, {key: value})
+        raw["name"] = f"{self.name}-{name}"
+        raw, deps = self._teacher_nodes(raw, settings, f"{where} (node {name})", (*stack, name),
+                                        nodes)
+        cfg = validate_run_config(raw, source=f"{self.source}: node {name} ({where})")
+        h = cfg.config_hash()
+        if h not in nodes:
+            nodes[h] = GridRun(index=0, axes={"node": name}, config=cfg, hash=h, kind="node",
+                               deps=deps)
+        return nodes[h]
+
+    def _node_config(self, config: str | dict[str, Any], where: str) -> dict[str, Any]:
+        if isinstance(config, dict):
+            return _resolve_data(config, self.spec_dir)
+        path = resolve_path(config, self.spec_dir)
+        if not path.is_file():
+            raise ConfigError(f"{self.source}: {where}: node config {config!r} not found "
+                              f"(looked for {path})")
+        return read_run_config(path)
 
     def _matches(self, combo: tuple[AxisValue, ...], rule: dict[str, Any], i: int) -> bool:
         for name, wanted in rule.items():
@@ -230,7 +381,8 @@ class GridSpec:
             pos = self._axis_pos(name, f"include[{i}]")
             axis = self.axes[pos]
             choices[pos] = [
-                axis.find(_label_of(v)) or parse_value(axis.key, v, f"{self.source}: include[{i}]")
+                axis.find(_label_of(v))
+                or parse_value(axis.key, v, f"{self.source}: include[{i}]", self.spec_dir)
                 for v in _any_of(wanted)
             ]
         return list(itertools.product(*choices))
@@ -244,9 +396,39 @@ class GridSpec:
         )
 
 
-def set_keys(raw: dict[str, Any], items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """A copy of `raw` with each (dotted key, value) set, through `harkd.config.apply_overrides`."""
-    return apply_overrides(raw, [f"{k}={json.dumps(v)}" for k, v in items])
+def _get_dotted(raw: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _replace_dotted(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    *parents, leaf = key.split(".")
+    out = json.loads(json.dumps(raw))
+    node = out
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = json.loads(json.dumps(value))
+    return out
+
+
+def _node_def(raw: Any, where: str) -> NodeDef:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: a training node is a mapping with config, set, inherit")
+    try:
+        return NodeDef.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, NodeDef, where)) from None
+
+
+def _resolve_data(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """An inline run config with a relative `data` path made absolute against `base_dir`."""
+    if isinstance(raw.get("data"), str):
+        return {**raw, "data": str(resolve_path(raw["data"], base_dir))}
+    return dict(raw)
 
 
 def resolve_axis_key(name: str) -> str:
@@ -254,8 +436,12 @@ def resolve_axis_key(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+def _is_bundle(value: Any) -> bool:
+    return isinstance(value, Mapping) and ("set" in value or "from" in value)
+
+
 def _label_of(value: Any) -> str:
-    if isinstance(value, Mapping) and "set" in value:
+    if _is_bundle(value):
         if "label" in value:
             return str(value["label"])
         raise ConfigError(f"bundle {value!r} has no label")
@@ -266,32 +452,52 @@ def _any_of(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def parse_value(key: str, value: Any, where: str) -> AxisValue:
-    """An axis value (plain or bundle) to its label and assignments."""
-    if not (isinstance(value, Mapping) and "set" in value):
+def parse_value(key: str, value: Any, where: str, spec_dir: Path | None = None) -> AxisValue:
+    """An axis value (plain or bundle) to its label and assignments.
+
+    A bundle's `from: FILE` (relative to `spec_dir`) contributes the file's top-level section
+    that holds `key` (e.g. `distill` for `distill.method`), before the bundle's `set`.
+    """
+    if not _is_bundle(value):
+        if key == "data" and isinstance(value, str) and spec_dir is not None:
+            value = str(resolve_path(value, spec_dir))
         return AxisValue(_label_of(value), ((key, value),))
-    unknown = sorted(set(value) - {"label", "set"})
+    unknown = sorted(set(value) - {"label", "set", "from"})
     if unknown:
-        raise ConfigError(f"{where}: bundle has unknown keys {unknown}; allowed: ['label', 'set']")
-    sets = value["set"]
-    if not isinstance(sets, Mapping) or not sets:
+        raise ConfigError(f"{where}: bundle has unknown keys {unknown}; allowed: "
+                          "['from', 'label', 'set']")
+    sets = value.get("set", {})
+    if not isinstance(sets, Mapping) or ("set" in value and not sets):
         raise ConfigError(f"{where}: bundle `set` must be a non-empty mapping of dotted keys")
     sets = {resolve_axis_key(k): v for k, v in sets.items()}
+    inherited: dict[str, Any] = {}
+    if "from" in value:
+        section = key.split(".")[0]
+        path = resolve_path(str(value["from"]), spec_dir or Path("."))
+        found = load_config(path, path_keys=("data",)) if path.is_file() else None
+        if found is None:
+            raise ConfigError(f"{where}: from {value['from']!r} not found (looked for {path})")
+        if section not in found:
+            raise ConfigError(f"{where}: {path} has no {section!r} section to inherit")
+        inherited = {section: found[section]}
     if "label" not in value and key not in sets:
         raise ConfigError(f"{where}: bundle needs a `label` or a value for {key!r} in `set`")
     label = str(value["label"]) if "label" in value else _label_of(sets[key])
-    items = dict(sets) if key in sets else {key: label, **sets}
+    items = {**inherited, **sets}
+    if key not in sets and not inherited:
+        items = {key: label, **sets}
     return AxisValue(label, tuple(items.items()))
 
 
-def _parse_axes(axes: dict[str, list[Any]], source: str) -> list[Axis]:
+def _parse_axes(axes: dict[str, list[Any]], source: str, spec_dir: Path) -> list[Axis]:
     out = []
     for name, values in axes.items():
         key = resolve_axis_key(name)
         if not values:
             raise ConfigError(f"{source}: axes.{name} has no values")
         parsed = tuple(
-            parse_value(key, v, f"{source}: axes.{name}[{i}]") for i, v in enumerate(values)
+            parse_value(key, v, f"{source}: axes.{name}[{i}]", spec_dir)
+            for i, v in enumerate(values)
         )
         labels = [v.label for v in parsed]
         dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
@@ -303,37 +509,41 @@ def _parse_axes(axes: dict[str, list[Any]], source: str) -> list[Axis]:
 
 def _load_base(base: str | dict[str, Any], spec_dir: Path, source: str) -> dict[str, Any]:
     if isinstance(base, dict):
-        return base
-    for candidate in (Path(base), spec_dir / base):
-        if candidate.is_file():
-            return load_yaml(candidate)
-    raise ConfigError(f"{source}: base {base!r} not found (looked in . and {spec_dir})")
+        return _resolve_data(base, spec_dir)
+    path = resolve_path(base, spec_dir)
+    if not path.is_file():
+        raise ConfigError(f"{source}: base {base!r} not found (looked for {path})")
+    return read_run_config(path)
 
 
 def spec_from_dict(
     raw: dict[str, Any], source: str = "<grid spec>", spec_dir: Path | None = None
 ) -> GridSpec:
-    """Validate a spec mapping; relative `base` paths are looked up in . then `spec_dir`."""
+    """Validate a spec mapping; relative paths in it are taken relative to `spec_dir` (default:
+    the working directory)."""
     try:
         parsed = _SpecFile.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, _SpecFile, source)) from None
     name = parsed.name or Path(source).stem
-    base = _load_base(parsed.base, spec_dir or Path("."), source)
+    spec_dir = (spec_dir or Path(".")).resolve()
+    base = _load_base(parsed.base, spec_dir, source)
     validate_run_config(base, source=f"{source}: base")
     spec = GridSpec(
         name=name,
         source=source,
         base=base,
-        axes=_parse_axes(parsed.axes, source),
+        axes=_parse_axes(parsed.axes, source, spec_dir),
         include=parsed.include,
         exclude=parsed.exclude,
         profiles=parsed.profiles,
         output_dir=parsed.output_dir or f"runs/grids/{name}",
         description=parsed.description,
         latency=parsed.latency.model_dump() if parsed.latency else None,
+        nodes={k: _node_def(v, f"{source}: nodes.{k}") for k, v in parsed.nodes.items()},
+        spec_dir=spec_dir,
     )
-    spec.expand()  # every rule and every run config is checked now, not mid-grid
+    spec.expand()  # every rule, node and run config is checked now, not mid-grid
     for profile in spec.profiles:
         spec.expand(profile)
     return spec
@@ -342,4 +552,4 @@ def spec_from_dict(
 def load_spec(path: str | Path) -> GridSpec:
     """Read and validate a grid spec YAML (every run config is validated too)."""
     path = Path(path)
-    return spec_from_dict(load_yaml(path), source=str(path), spec_dir=path.parent)
+    return spec_from_dict(load_config(path), source=str(path), spec_dir=path.parent)

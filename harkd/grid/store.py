@@ -1,11 +1,15 @@
 """The run store: one SQLite file per grid (`<grid_dir>/runs.sqlite`), one row per run.
 
-Rows are keyed by the hash of the run's resolved config. A row moves
-pending -> running (claimed by a host and pid) -> done | failed. The database runs in WAL mode
-with `synchronous=FULL`, so a committed transaction survives a power loss, and several
-processes may share it: every write is one short transaction, claims use `BEGIN IMMEDIATE`
-(the write lock is taken before the pending row is read, so two claimers never get the same
-run) and a busy connection waits (`busy_timeout`) instead of failing.
+Rows are keyed by the hash of the run's resolved config; a row is a cell or a training node
+(`kind`), and lists the hashes of the nodes it needs (`deps`). A row moves
+pending -> running (claimed by a host and pid) -> done | failed; a pending row whose needed
+node failed becomes `blocked` (its error names that node). Only a row whose needed nodes are
+done is claimed (or, for executors that order tasks themselves, done or running).
+
+The database runs in WAL mode with `synchronous=FULL`, so a committed transaction survives a
+power loss, and several processes may share it: every write is one short transaction, claims
+use `BEGIN IMMEDIATE` (the write lock is taken before the pending row is read, so two claimers
+never get the same run) and a busy connection waits (`busy_timeout`) instead of failing.
 
 A `running` row whose owner is gone (same host and its pid no longer alive) or whose heartbeat
 is older than the lease is *interrupted*; `recover` puts it back to pending. `complete` and
@@ -28,14 +32,16 @@ from typing import Any
 
 from harkd.grid.spec import GridRun
 
-STATUSES = ("pending", "running", "done", "failed")
+STATUSES = ("pending", "running", "done", "failed", "blocked")
 DEFAULT_LEASE_S = 900.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     hash TEXT PRIMARY KEY,
     idx INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'blocked')),
+    kind TEXT NOT NULL DEFAULT 'cell',
+    deps TEXT NOT NULL DEFAULT '[]',
     axes TEXT NOT NULL,
     config TEXT NOT NULL,
     metrics TEXT,
@@ -63,6 +69,8 @@ class RunRow:
     hash: str
     index: int
     status: str
+    kind: str
+    deps: list[str]
     axes: dict[str, str]
     config: dict[str, Any]
     metrics: dict[str, Any] | None
@@ -86,7 +94,8 @@ def _json(value: Any) -> str | None:
 def _row(r: sqlite3.Row) -> RunRow:
     loads = lambda s: None if s is None else json.loads(s)  # noqa: E731
     return RunRow(
-        hash=r["hash"], index=r["idx"], status=r["status"], axes=json.loads(r["axes"]),
+        hash=r["hash"], index=r["idx"], status=r["status"], kind=r["kind"],
+        deps=json.loads(r["deps"]), axes=json.loads(r["axes"]),
         config=json.loads(r["config"]), metrics=loads(r["metrics"]), timings=loads(r["timings"]),
         n_params=r["n_params"], wall_s=r["wall_s"], host=r["host"], pid=r["pid"],
         code_version=r["code_version"], started=r["started"], finished=r["finished"],
@@ -123,6 +132,7 @@ class RunStore:
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous = FULL")
         with self._tx():
+            _migrate(self._db)
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(stmt)
 
@@ -164,10 +174,10 @@ class RunStore:
         with self._tx() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO runs (hash, idx, status, axes, config) "
-                "VALUES (?, ?, 'pending', ?, ?)",
-                [(r.hash, r.index, _json(r.axes), _json(r.config.model_dump(mode="json")))
-                 for r in runs],
+                "INSERT OR IGNORE INTO runs (hash, idx, status, kind, deps, axes, config) "
+                "VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+                [(r.hash, r.index, r.kind, json.dumps(list(r.deps)), _json(r.axes),
+                  _json(r.config.model_dump(mode="json"))) for r in runs],
             )
             return db.total_changes - before
 
@@ -189,22 +199,56 @@ class RunStore:
         return stale
 
     def retry_failed(self, hashes: Collection[str]) -> int:
-        """Put the failed runs among `hashes` back to pending; returns how many."""
+        """Put the failed and blocked runs among `hashes` back to pending; returns how many."""
         with self._tx() as db:
             n = 0
             for h in hashes:
-                n += db.execute("UPDATE runs SET status = 'pending' WHERE hash = ? AND "
-                                "status = 'failed'", (h,)).rowcount
+                n += db.execute("UPDATE runs SET status = 'pending', error = NULL WHERE hash = ? "
+                                "AND status IN ('failed', 'blocked')", (h,)).rowcount
             return n
+
+    def block_dependants(self, hashes: Collection[str] | None = None) -> list[RunRow]:
+        """Mark `blocked` every pending row (among `hashes`) that needs, directly or through
+        other nodes, a failed or blocked row; its error names the failed node. Returns them."""
+        with self._tx() as db:
+            rows = {r["hash"]: _row(r) for r in db.execute("SELECT * FROM runs")}
+            status = {h: r.status for h, r in rows.items()}
+            error = {h: r.error for h, r in rows.items()}
+            blocked: list[RunRow] = []
+            changed = True
+            while changed:  # to a fixed point: chains block link by link
+                changed = False
+                for r in rows.values():
+                    if status[r.hash] != "pending" or (hashes is not None and r.hash not in hashes):
+                        continue
+                    bad = next((d for d in r.deps if status.get(d) in ("failed", "blocked")),
+                               None)
+                    if bad is None:
+                        continue
+                    reason = error[bad] if status[bad] == "blocked" else (
+                        f"blocked: node {rows[bad].axes.get('node', '?')} ({bad}) failed")
+                    db.execute("UPDATE runs SET status = 'blocked', error = ? WHERE hash = ? "
+                               "AND status = 'pending'", (reason, r.hash))
+                    status[r.hash], error[r.hash] = "blocked", reason
+                    blocked.append(r)
+                    changed = True
+            return blocked
 
     # -- per-run ------------------------------------------------------------------------------
 
     def claim(self, hashes: Collection[str] | None, host: str, pid: int,
-              code_version: str | None = None) -> RunRow | None:
-        """Atomically take the first pending run (among `hashes`, None: any); None if none."""
+              code_version: str | None = None, also_ready: Collection[str] = ()) -> RunRow | None:
+        """Atomically take the first pending run (among `hashes`, None: any) whose needed nodes
+        are done or in `also_ready` (the caller's runs in flight, for an executor that orders
+        tasks itself); None if there is none."""
         now = time.time()
         with self._tx() as db:
-            for r in db.execute("SELECT hash FROM runs WHERE status = 'pending' ORDER BY idx"):
+            status = {r["hash"]: r["status"] for r in db.execute("SELECT hash, status FROM runs")}
+            for r in db.execute("SELECT hash, deps FROM runs WHERE status = 'pending' "
+                                "ORDER BY idx").fetchall():
+                if not all(status.get(d) == "done" or d in also_ready
+                           for d in json.loads(r["deps"])):
+                    continue
                 if hashes is None or r["hash"] in hashes:
                     db.execute(
                         "UPDATE runs SET status = 'running', host = ?, pid = ?, code_version = ?,"
@@ -271,6 +315,10 @@ class RunStore:
         sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY idx"
         return [_row(r) for r in self._db.execute(sql, (status,) if status else ())]
 
+    def status_of(self) -> dict[str, str]:
+        """hash -> status of every row."""
+        return {r["hash"]: r["status"] for r in self._db.execute("SELECT hash, status FROM runs")}
+
     def counts(self, hashes: Collection[str] | None = None) -> dict[str, int]:
         """Number of rows per status (among `hashes`, None: all)."""
         out = dict.fromkeys(STATUSES, 0)
@@ -278,3 +326,18 @@ class RunStore:
             if hashes is None or r["hash"] in hashes:
                 out[r["status"]] += 1
         return out
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store written before training nodes (no kind/deps, no 'blocked') up to date."""
+    found = db.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()
+    if found is None or "'blocked'" in found[0]:
+        return
+    columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+    db.execute("ALTER TABLE runs RENAME TO runs_old")
+    db.execute("DROP INDEX IF EXISTS runs_status")
+    db.execute(_SCHEMA.split(";")[0])
+    names = ", ".join(columns)
+    db.execute(f"INSERT INTO runs ({names}) SELECT {names} FROM runs_old")
+    db.execute("DROP TABLE runs_old")
+

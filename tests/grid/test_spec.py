@@ -124,7 +124,7 @@ def test_spec_file_with_base_path_and_dry_run(tmp_path, capsys):
     assert s.name == "g" and len(s.expand().runs) == 3
     assert main(["grid", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "3 runs (product 3" in out
+    assert "3 runs: 0 training nodes, 3 cells (product 3" in out
     for r in s.expand().runs:
         assert r.hash in out and f"seed={r.axes['seed']}" in out
     assert not (tmp_path / "out").exists()  # a dry run writes nothing

@@ -55,7 +55,8 @@ def test_concurrent_writers_never_share_a_run(tmp_path):
     assert len(flat) == len(set(flat)) == N_RUNS
     with RunStore(path) as store:
         rows = store.rows()
-        assert store.counts() == {"pending": 0, "running": 0, "done": N_RUNS, "failed": 0}
+        assert store.counts() == {"pending": 0, "running": 0, "done": N_RUNS, "failed": 0,
+                                  "blocked": 0}
     assert all(r.attempts == 1 and r.metrics == {"test": {"acc": r.index}} for r in rows)
     assert len({r.pid for r in rows}) > 1  # the work really was shared
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
