@@ -12,9 +12,18 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from data_prep.configio import ConfigError, apply_overrides, format_validation_error, load_yaml
+from data_prep.configio import ConfigError, apply_overrides, format_validation_error, load_config
 
 
 class _Section(BaseModel):
@@ -76,11 +85,34 @@ class SplitConfig(_Section):
     val_subjects: list[str] | None = Field(None, description="explicit validation subjects")
     n_val_subjects: int = Field(3, ge=0, description="else this many, drawn from training subjects")
     seed: int = 0
+    label_budget: int | None = Field(
+        None,
+        ge=1,
+        description="keep labels for this many training subjects, drawn with label_budget_seed "
+        "(None: every training subject labelled)",
+    )
+    label_budget_seed: int = Field(0, description="seed of the label-budget draw")
+    pool: bool = Field(
+        False,
+        description="put the training subjects' unlabelled windows (outside the label budget, "
+        "null, other classes, impure) into a `pool` split with y = -1, instead of dropping them",
+    )
 
     @field_validator("test_subjects", "val_subjects", mode="before")
     @classmethod
     def _subject_strings(cls, value: Any) -> Any:
         return _subject_ids(value)
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the label budget and pool when unused, so that a protocol without them
+        dumps (and hashes, and caches) exactly as before these options existed."""
+        out = handler(self)
+        if self.label_budget is None:
+            del out["label_budget"], out["label_budget_seed"]
+        if not self.pool:
+            del out["pool"]
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> SplitConfig:
@@ -143,7 +175,7 @@ class DataConfig(_Section):
 
 def load_data_config(path: str | Path, overrides: list[str] | None = None) -> DataConfig:
     """Load a data protocol YAML, apply `key=value` overrides and validate it."""
-    raw = apply_overrides(load_yaml(path), overrides or [])
+    raw = absolute_source(apply_overrides(load_config(path, path_keys=("path",)), overrides or []))
     return validate_data_config(raw, source=str(path))
 
 
@@ -153,3 +185,15 @@ def validate_data_config(raw: dict[str, Any], source: str = "<data config>") -> 
         return DataConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, DataConfig, source)) from None
+
+
+def absolute_source(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with a relative recordings `path` made absolute against the working directory.
+
+    A `path` written in a data config file is already absolute (taken relative to that file by
+    `load_config`); one that is still relative came from an override typed by the user.
+    """
+    if isinstance(raw.get("path"), str):
+        return {**raw, "path": str(Path(raw["path"]).expanduser().resolve())}
+    return raw
+

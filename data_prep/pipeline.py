@@ -2,9 +2,13 @@
 
 reader -> subject selection -> repair (NaN/inf gaps) -> validation (shapes, units, labels) ->
 channel groups -> resample -> drop recordings shorter than a window -> filters -> split by
-subject -> windows (the test split may use its own step) -> normalisation statistics from the
-training split. Everything dropped is counted by reason in `meta["dropped"]`; repairs in
-`meta["repair"]`. The result is cached under a hash of source + config (`data_prep.cache`).
+subject (with a label budget: labelled and hidden training subjects) -> windows (the test split
+may use its own step) -> normalisation statistics from the labelled training windows. Everything
+dropped is counted by reason in `meta["dropped"]`; repairs in `meta["repair"]`. With
+`split.pool`, the training subjects' windows without a usable label (labels hidden by the budget,
+null, other classes, impure) go to the unlabelled `pool` split instead of being dropped, counted
+by the same reasons in `meta["pool"]`; validation and test windows never do. The result is cached
+under a hash of source + config (`data_prep.cache`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ from data_prep.recording import Recording, RecordingError
 from data_prep.repair import repair
 from data_prep.resample import resample
 from data_prep.splits import assign_splits
-from data_prep.windowing import extract, label_windows
-from data_prep.windowset import SPLITS, WindowSet
+from data_prep.windowing import LabelledWindows, extract, label_windows
+from data_prep.windowset import POOL, SPLIT_INDEX, SPLITS, WindowSet
+
+#: why a window of a training subject outside the label budget has no label (dropped, or pooled)
+LABEL_BUDGET = "windows_label_budget"
+#: every reason a training window can lack a label: the keys of `meta["pool"]`
+POOL_REASONS = (LABEL_BUDGET, "windows_null", "windows_unselected_label", "windows_impure")
 
 
 def default_source(reader: str) -> Path:
@@ -72,14 +81,17 @@ def prepare(cfg: DataConfig, cache_dir: Path | None = None, progress: bool = Tru
     return ws
 
 
-def read_source(cfg: DataConfig, source: Path) -> tuple[list[Recording], dict[str, int]]:
+def read_source(
+    cfg: DataConfig, source: Path
+) -> tuple[list[Recording], dict[str, int], dict[str, dict[str, Any]]]:
     """Run the configured reader and keep the configured subjects.
 
-    Returns the recordings and the reader's own repair/skip counts (readers returning a
-    `ReadResult` report what they repaired or skipped in the source files).
+    Returns the recordings, the reader's own repair/skip counts and its per-file details
+    (readers returning a `ReadResult` report what they repaired, skipped or did to each file).
     """
     recordings = get_reader(cfg.reader)(source, **cfg.reader_options)
     reader_counts = dict(getattr(recordings, "counts", {}))
+    reader_details = dict(getattr(recordings, "details", {}))
     if not recordings:
         raise RecordingError(f"{source}: reader {cfg.reader!r} found no recordings")
     if cfg.subjects is not None:
@@ -88,7 +100,7 @@ def read_source(cfg: DataConfig, source: Path) -> tuple[list[Recording], dict[st
         if missing:
             raise ConfigError(f"subjects {missing} are not in {source}; it has {sorted(present)}")
         recordings = [r for r in recordings if r.subject in cfg.subjects]
-    return list(recordings), reader_counts
+    return list(recordings), reader_counts, reader_details
 
 
 def load_recordings(
@@ -98,12 +110,14 @@ def load_recordings(
 
     Returns the recordings and a report {"read": {...}, "repair": {...}, "dropped": {...}}.
     """
-    recordings, reader_counts = read_source(cfg, source)
+    recordings, reader_counts, reader_details = read_source(cfg, source)
     read = {
         "recordings": len(recordings),
         "subjects": len({r.subject for r in recordings}),
         "samples": sum(r.n_samples for r in recordings),
     }
+    if reader_details:
+        read["details"] = reader_details
     repairs: Counter = Counter()
     dropped: Counter = Counter()
     out = []
@@ -179,29 +193,32 @@ def build_windowset(
     """Split by subject, window every recording, and compute training statistics."""
     rate = recordings[0].rate_hz
     length, step, test_step = cfg.window.in_samples(rate)
-    split_subjects = assign_splits((r.subject for r in recordings), cfg.split)
-    split_of = {s: SPLITS.index(name) for name, subs in split_subjects.items() for s in subs}
+    assigned = assign_splits((r.subject for r in recordings), cfg.split)
+    role_of = {s: role for role, subs in assigned.items() for s in subs}
     class_of = {label: i for i, label in enumerate(cfg.labels)}
     null_index = len(cfg.labels) if cfg.null_class == "keep" else None
     dropped = Counter(report["dropped"])
+    pooled = Counter(dict.fromkeys(POOL_REASONS, 0))
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("X", "y", "subject", "recording", "start", "split")
     }
     for i, rec in enumerate(recordings):
-        split = split_of[rec.subject]
-        win = label_windows(
-            rec.labels, length, test_step if split == 2 else step, cfg.purity, class_of, null_index
-        )
-        dropped.update(win.dropped)
-        n = len(win.starts)
-        parts["X"].append(extract(rec.signals, win.starts, length))
-        parts["y"].append(win.y)
-        parts["subject"].append(np.full(n, rec.subject))
-        parts["recording"].append(np.full(n, i, dtype=np.int64))
-        parts["start"].append(win.starts)
-        parts["split"].append(np.full(n, split, dtype=np.uint8))
+        role = role_of[rec.subject]
+        win_step = test_step if role == "test" else step
+        win = label_windows(rec.labels, length, win_step, cfg.purity, class_of, null_index)
+        for starts, y, split in route_windows(win, role, cfg.split.pool, dropped, pooled):
+            n = len(starts)
+            parts["X"].append(extract(rec.signals, starts, length))
+            parts["y"].append(y)
+            parts["subject"].append(np.full(n, rec.subject))
+            parts["recording"].append(np.full(n, i, dtype=np.int64))
+            parts["start"].append(starts)
+            parts["split"].append(np.full(n, split, dtype=np.uint8))
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     arrays["subject"] = arrays["subject"].astype(str)
+    split_subjects = {name: assigned[name] for name in SPLITS}
+    if cfg.split.pool:
+        split_subjects[POOL] = assigned.get("hidden", [])
     first = recordings[0]
     meta = {
         "name": cfg.name,
@@ -225,10 +242,40 @@ def build_windowset(
             {"subject": r.subject, "session": r.session, "source": r.source, "samples": r.n_samples}
             for r in recordings
         ],
-        "norm": train_norm(arrays["X"][arrays["split"] == 0]),
+        "norm": train_norm(arrays["X"][arrays["split"] == SPLIT_INDEX["train"]]),
         "config": json.loads(cfg.model_dump_json()),  # as the cached JSON holds it
     }
+    if cfg.split.label_budget is not None:
+        meta["hidden_subjects"] = assigned["hidden"]
+    if cfg.split.pool:
+        meta["pool"] = dict(sorted(pooled.items()))
     return WindowSet(**arrays, meta=meta)
+
+
+def route_windows(
+    win: LabelledWindows, role: str, pool: bool, dropped: Counter, pooled: Counter
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Where one recording's windows go, as (starts, y, split index) pieces.
+
+    `role` is the subject's part of the split ("train", "val", "test", or "hidden": a training
+    subject outside the label budget). Labelled windows go to the subject's split, except a
+    hidden subject's. Windows without a usable label (rejected by the windowing, or hidden by
+    the budget) go to the pool with y = -1 when `pool` and the subject is a training subject,
+    counted by reason in `pooled`; otherwise they are counted by reason in `dropped`.
+    """
+    pieces = []
+    unlabelled = dict(win.rejected)
+    if role == "hidden":
+        unlabelled[LABEL_BUDGET] = win.starts
+    else:
+        pieces.append((win.starts, win.y, SPLIT_INDEX[role]))
+    if pool and role in ("train", "hidden"):
+        pooled.update({reason: len(v) for reason, v in unlabelled.items()})
+        starts = np.sort(np.concatenate([np.zeros(0, np.int64), *unlabelled.values()]))
+        pieces.append((starts, np.full(len(starts), -1, np.int64), SPLIT_INDEX[POOL]))
+    else:
+        dropped.update({reason: len(v) for reason, v in unlabelled.items() if len(v)})
+    return pieces
 
 
 def train_norm(x_train: np.ndarray) -> dict[str, list[float]]:

@@ -5,7 +5,9 @@ model trained on them (the subject-independent protocol of e.g. Hammerla, Hallor
 "Deep, Convolutional, and Recurrent Models for HAR Using Wearables", IJCAI 2016). Kinds:
 `fixed` (named test subjects), `kfold_subjects` (subjects in natural order, cut into k
 consecutive groups, one of which is the test set) and `loso` (one subject out). Validation
-subjects are carved from the remaining training subjects: named, or drawn with a seed.
+subjects are carved from the remaining training subjects: named, or drawn with a seed. A label
+budget then keeps the labels of only k of the training subjects, drawn with a seed of its own
+(so every budget draw shares the same validation subjects); the others are `hidden`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ def choose_test_subjects(subjects: list[str], cfg: SplitConfig) -> list[str]:
 
 
 def assign_splits(subjects: Iterable[str], cfg: SplitConfig) -> dict[str, list[str]]:
-    """Split name ("train", "val", "test") -> its subjects; every subject in exactly one."""
+    """Split name ("train", "val", "test") -> its subjects; every subject in exactly one.
+
+    With a label budget, "train" holds the labelled training subjects and "hidden" the
+    training subjects whose labels are hidden."""
     subjects = sorted(set(subjects), key=natural_key)
     test = choose_test_subjects(subjects, cfg)
     rest = [s for s in subjects if s not in test]
@@ -64,4 +69,22 @@ def assign_splits(subjects: Iterable[str], cfg: SplitConfig) -> dict[str, list[s
     train = [s for s in rest if s not in val]
     if not train:
         raise ConfigError("the split leaves no training subject")
-    return {"train": train, "val": val, "test": test}
+    labelled, hidden = draw_label_budget(train, cfg)
+    out = {"train": labelled, "val": val, "test": test}
+    return out if cfg.label_budget is None else {**out, "hidden": hidden}
+
+
+def draw_label_budget(train: list[str], cfg: SplitConfig) -> tuple[list[str], list[str]]:
+    """(labelled, hidden) training subjects: `cfg.label_budget` of them, drawn with
+    `cfg.label_budget_seed`, keep their labels (both lists in the order of `train`)."""
+    k = cfg.label_budget
+    if k is None:
+        return list(train), []
+    if k > len(train):
+        raise ConfigError(
+            f"split.label_budget={k} but only {len(train)} training subjects are left after the "
+            f"test and validation subjects: {train}"
+        )
+    drawn = set(np.random.default_rng(cfg.label_budget_seed).choice(len(train), k, replace=False))
+    labelled = [s for i, s in enumerate(train) if i in drawn]
+    return labelled, [s for i, s in enumerate(train) if i not in drawn]

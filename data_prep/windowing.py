@@ -3,9 +3,10 @@
 A recording of T samples gives `floor((T - L) / S) + 1` windows of length L at step S (none
 when T < L); windows never cross a recording boundary because each recording is windowed on
 its own. A window takes the label most of its samples carry (ties: the smallest id); it is
-dropped, and counted by reason, when that label covers less than `purity` of the window
-(`impure`), is the unlabelled -1 and the null class is dropped (`null`), or is not in the
-configured label map (`unselected_label`). This is the sliding-window segmentation of
+rejected, by reason, when that label covers less than `purity` of the window (`impure`), is the
+unlabelled -1 and the null class is dropped (`null`), or is not in the configured label map
+(`unselected_label`); rejected windows are returned by reason, for the pipeline to drop or to
+put into an unlabelled pool. This is the sliding-window segmentation of
 Banos et al., "Window Size Impact in Human Activity Recognition", Sensors 2014.
 """
 
@@ -44,11 +45,17 @@ def majority_labels(
 
 @dataclass
 class LabelledWindows:
-    """Windows kept from one recording: start samples and class indices."""
+    """Windows of one recording: those kept (start samples and class indices) and those
+    rejected (reason -> start samples), so a caller may still use the rejected ones."""
 
     starts: np.ndarray
     y: np.ndarray
-    dropped: Counter
+    rejected: dict[str, np.ndarray]
+
+    @property
+    def dropped(self) -> Counter:
+        """Reason -> number of windows rejected for it (reasons with none left out)."""
+        return Counter({k: len(v) for k, v in self.rejected.items() if len(v)})
 
 
 def label_windows(
@@ -68,22 +75,20 @@ def label_windows(
     """
     starts = window_starts(len(labels), length, step)
     if starts.size == 0:
-        return LabelledWindows(starts, np.zeros(0, np.int64), Counter())
+        return LabelledWindows(starts, np.zeros(0, np.int64), {})
     major, share = majority_labels(labels, starts, length)
     lookup = dict(class_of)
     if null_index is not None:
         lookup[NULL] = null_index
     y = np.array([lookup.get(int(m), -1) for m in major], dtype=np.int64)
     impure = share < purity - 1e-9
-    dropped = Counter(
-        {
-            "windows_impure": int(impure.sum()),
-            "windows_null": int((~impure & (major == NULL) & (y < 0)).sum()),
-            "windows_unselected_label": int((~impure & (major != NULL) & (y < 0)).sum()),
-        }
-    )
+    reasons = {
+        "windows_impure": impure,
+        "windows_null": ~impure & (major == NULL) & (y < 0),
+        "windows_unselected_label": ~impure & (major != NULL) & (y < 0),
+    }
     keep = ~impure & (y >= 0)
-    return LabelledWindows(starts[keep], y[keep], +dropped)
+    return LabelledWindows(starts[keep], y[keep], {k: starts[m] for k, m in reasons.items()})
 
 
 def extract(signals: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:

@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
+#: the labelled splits, which a trainer evaluates
 SPLITS = ("train", "val", "test")
+#: the unlabelled pool of training windows (y = -1); split index 3, outside `SPLITS`
+POOL = "pool"
+#: split name -> its index in `WindowSet.split`
+SPLIT_INDEX = {name: i for i, name in enumerate((*SPLITS, POOL))}
 _ARRAYS = ("X", "y", "subject", "recording", "start", "split")
 
 
@@ -23,14 +28,17 @@ class WindowSet:
 
     Attributes:
         X: float32 [N, C, T] raw (un-normalised) windows.
-        y: int64 [N] class index into `meta["label_names"]`.
+        y: int64 [N] class index into `meta["label_names"]` (-1 in the pool).
         subject: str [N] subject of each window.
         recording: int64 [N] index of the source recording (into `meta["recordings"]`).
         start: int64 [N] first sample of the window in its (resampled) recording.
-        split: uint8 [N] index into `SPLITS` (0 train, 1 val, 2 test).
+        split: uint8 [N] 0 train, 1 val, 2 test (the order of `SPLITS`), 3 the unlabelled pool.
         meta: channels, groups, rate_hz, window, step, label_names, source, config_hash,
             dropped (reason -> count), norm ({"mean": [C], "std": [C]} from the training split),
-            split_subjects ({split: [subjects]}), recordings ([{subject, session, source}]).
+            split_subjects ({split: [subjects]}), recordings ([{subject, session, source}]);
+            with `split.pool`, pool (reason -> count of the pool's windows) and
+            split_subjects["pool"] (the subjects whose labels are hidden); with
+            `split.label_budget`, hidden_subjects (the training subjects outside the budget).
     """
 
     X: np.ndarray
@@ -61,8 +69,10 @@ class WindowSet:
         return len(self.meta["label_names"])
 
     def mask(self, split: str) -> np.ndarray:
-        """Boolean mask of the windows in `split` ("train", "val" or "test")."""
-        return self.split == SPLITS.index(split)
+        """Boolean mask of the windows in `split` ("train", "val", "test" or "pool")."""
+        if split not in SPLIT_INDEX:
+            raise ValueError(f"unknown split {split!r}; splits are {list(SPLIT_INDEX)}")
+        return self.split == SPLIT_INDEX[split]
 
     def subset(self, split: str) -> WindowSet:
         """The windows of one split (metadata shared)."""

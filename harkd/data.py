@@ -4,49 +4,29 @@
 its `data_overrides`; `view_channels` turns a view (channel groups) into channel indices;
 `Normalizer` applies the training split's per-channel mean/std; `make_loader` iterates over one
 split in batches whose shuffling order depends only on (seed, epoch), so a resumed run sees the
-same batches as an uninterrupted one.
+same batches as an uninterrupted one; `make_pool_loader` draws endless batches of the unlabelled
+pool (`split.pool` in the data protocol) in an order that depends only on (seed, epoch) too.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from data_prep.config import DataConfig, validate_data_config
-from data_prep.windowset import SPLITS, WindowSet
-from harkd.config import ConfigError, RunConfig, load_yaml
-
-
-def merge_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `raw` with `overrides` set; keys may be dotted ("split.fold") or nested.
-
-    Mappings merge into mappings (so {"split": {"fold": 3}} keeps the other split keys); any
-    other value replaces what was there.
-    """
-    out = json.loads(json.dumps(raw))
-    for key, value in overrides.items():
-        *parents, leaf = str(key).split(".")
-        node = out
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"data_overrides.{key}: {part!r} is not a mapping")
-            node = child
-        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
-            node[leaf] = merge_overrides(node[leaf], value)
-        else:
-            node[leaf] = json.loads(json.dumps(value))
-    return out
+from data_prep.config import DataConfig, absolute_source, validate_data_config
+from data_prep.configio import load_config, merge_keys
+from data_prep.windowset import POOL, SPLITS, WindowSet
+from harkd.config import ConfigError, RunConfig
 
 
 def data_config(cfg: RunConfig) -> DataConfig:
     """The run's data protocol: `cfg.data` with `cfg.data_overrides` applied and validated."""
-    raw = merge_overrides(load_yaml(cfg.data), cfg.data_overrides)
+    raw = absolute_source(merge_keys(load_config(cfg.data, path_keys=("path",)),
+                                     cfg.data_overrides, where="data_overrides."))
     return validate_data_config(raw, source=f"{cfg.data} (with data_overrides)")
 
 
@@ -106,6 +86,14 @@ class Normalizer:
         return (x - self.mean.view(1, -1, 1)) / self.std.view(1, -1, 1)
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch over `n` windows; a lone last window joins the batch before."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+
 class WindowLoader:
     """Batches `(x [B, C, T], y [B])` of one split, normalised once up front.
 
@@ -126,15 +114,8 @@ class WindowLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _bounds(self) -> list[tuple[int, int]]:
-        n, b = len(self.x), self.batch_size
-        starts = list(range(0, n, b))
-        if len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()
-        return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
-
     def __len__(self) -> int:
-        return len(self._bounds())
+        return len(batch_bounds(len(self.x), self.batch_size))
 
     @property
     def n_windows(self) -> int:
@@ -144,12 +125,64 @@ class WindowLoader:
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
             order_t = torch.from_numpy(order)
-        for lo, hi in self._bounds():
+        for lo, hi in batch_bounds(len(self.x), self.batch_size):
             if self.shuffle:
                 idx = order_t[lo:hi]
                 yield self.x[idx], self.y[idx]
             else:
                 yield self.x[lo:hi], self.y[lo:hi]
+
+
+class PoolLoader:
+    """Endless batches `x [B, C, T]` of the unlabelled pool, normalised once up front.
+
+    After `set_epoch(e)`, iterating passes over the pool again and again: pass `p` visits every
+    window once, in the order of a permutation drawn from
+    `numpy.random.default_rng([seed, e, p])`, in batches cut as `WindowLoader` cuts them. The
+    stream depends only on (seed, epoch), so a trainer that draws one pool batch per labelled
+    batch and sets the same epoch on both loaders sees the same pool batches after a resume.
+    """
+
+    def __init__(self, x: torch.Tensor, batch_size: int, seed: int) -> None:
+        if len(x) == 0:
+            raise ValueError("cannot make batches of an empty pool")
+        self.x, self.batch_size, self.seed = x, int(batch_size), int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.x)
+
+    def __len__(self) -> int:
+        """Batches in one pass over the pool."""
+        return len(batch_bounds(len(self.x), self.batch_size))
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        bounds = batch_bounds(len(self.x), self.batch_size)
+        for p in itertools.count():
+            rng = np.random.default_rng([self.seed, self.epoch, p])
+            order = torch.from_numpy(rng.permutation(len(self.x)))
+            for lo, hi in bounds:
+                yield self.x[order[lo:hi]]
+
+
+def make_pool_loader(
+    ws: WindowSet, batch_size: int, seed: int = 0, normalizer: Normalizer | None = None
+) -> PoolLoader:
+    """Endless batches of every channel of the pool's windows, standardised with `normalizer`
+    (default: the WindowSet's training-split statistics)."""
+    m = ws.mask(POOL)
+    if not m.any():
+        why = "its pool is empty" if "pool" in ws.meta else "its data protocol has no split.pool"
+        raise ConfigError(
+            f"{ws.meta.get('name', 'the data')} has no unlabelled pool windows ({why}); set "
+            "split.pool: true, with split.label_budget to hide some training subjects' labels"
+        )
+    normalizer = normalizer or Normalizer.from_windowset(ws)
+    return PoolLoader(normalizer(ws.X[m]), batch_size, seed)
 
 
 def make_loader(

@@ -164,6 +164,7 @@ def test_cache_key_follows_source_and_config(synthetic_rawdata, tmp_path, monkey
         (["groups=[acc, mag]"], r"groups \['mag'\] not in", ConfigError),
         (["subjects=[1, 9]"], r"subjects \['9'\] are not in", ConfigError),
         (["split.test_subjects=[3]"], r"test_subjects \['3'\] are not in the data", ConfigError),
+        (["split.label_budget=2"], "label_budget=2 but only 1 training subjects", ConfigError),
         (["window.length=1000"], "no recording is at least one window long", RecordingError),
         (["rate_hz=33.3333"], "rational factor", RecordingError),
     ],
