@@ -65,10 +65,12 @@ class RunOutcome:
 
 class Executor(Protocol):
     """Runs tasks; `slots` of them at a time. With `orders_dependencies`, a task may be
-    submitted while the tasks of its `deps` are in flight (the executor runs it after them)."""
+    submitted while the tasks of its `deps` are in flight (the executor runs it after them).
+    `startup_s`: the seconds it took to start its workers."""
 
     slots: int
     orders_dependencies: bool
+    startup_s: float
 
     def submit(self, task: RunTask) -> None: ...
 
@@ -176,6 +178,13 @@ def execute(task: RunTask) -> RunOutcome:
 # -- local --------------------------------------------------------------------------------------
 
 
+def _ready() -> int:
+    """A no-op task: returns once a worker has started (spawned, imported, initialised)."""
+    from harkd.train import loop  # noqa: F401  (the import every run needs, paid at start-up)
+
+    return os.getpid()
+
+
 def available_cores() -> int:
     """CPU cores this process may use."""
     try:
@@ -197,12 +206,19 @@ class LocalExecutor:
         self._windowset = windowset
         self._pool: cf.ProcessPoolExecutor | None = None
         self._futures: dict[cf.Future, str] = {}
+        t0 = time.perf_counter()
+        self._ensure_pool()
+        self.startup_s = time.perf_counter() - t0
 
     def _ensure_pool(self) -> cf.ProcessPoolExecutor:
+        """The pool, with every worker started: the workers spawn and import side by side
+        once, instead of one by one as runs queue behind a worker still starting."""
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.slots, mp_context=mp.get_context("spawn"),
                 initializer=init_worker, initargs=(self.threads, os.getpid(), self._windowset))
+            for fut in [self._pool.submit(_ready) for _ in range(self.slots)]:
+                fut.result()
         return self._pool
 
     def submit(self, task: RunTask) -> None:
@@ -271,6 +287,7 @@ class RayExecutor:
                  cpus_per_run: int = 1, windowset: WindowSet | None = None) -> None:
         import ray
 
+        t0 = time.perf_counter()
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:
@@ -288,6 +305,7 @@ class RayExecutor:
         self._remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_execute)
         self._data = ray.put(windowset) if windowset is not None else None
         self._refs: dict[Any, str] = {}
+        self.startup_s = time.perf_counter() - t0
 
     def submit(self, task: RunTask) -> None:
         in_flight = {h: ref for ref, h in self._refs.items()}

@@ -49,6 +49,7 @@ class GridSummary:
     recovered: int
     retried: int
     failures: list[str]
+    startup_s: float = 0.0
 
 
 def code_version() -> str:
@@ -216,7 +217,8 @@ def run_grid(
     return GridSummary(grid_dir=gdir, total=len(hashes), ran=ran, done=final["done"],
                        failed=final["failed"], blocked=final["blocked"],
                        pending=final["pending"] + final["running"],
-                       recovered=len(recovered), retried=retried, failures=failures)
+                       recovered=len(recovered), retried=retried, failures=failures,
+                       startup_s=pool.startup_s if pool is not None else 0.0)
 
 
 def _record(store: RunStore, outcome: RunOutcome, host: str, pid: int, wall: float) -> str | None:
