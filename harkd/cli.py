@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "prep": ("prep", "read recordings and build a cached, subject-split WindowSet"),
     "train": ("train", "train one model (teacher, student or peer) from a run config"),
-    "distill": ("distill", "distil a teacher into a student from a run config"),
+    "distill": ("distill", "distil teachers into a student from a run config (--list: methods)"),
     "evaluate": ("evaluate", "evaluate a finished run on a data protocol"),
     "augment": ("augment", "list augmentation policies or plot one on real windows"),
     "grid": ("grid", "run an ablation grid (resumable, local or Ray)"),

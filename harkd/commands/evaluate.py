@@ -1,20 +1,21 @@
 """`harkd evaluate RUN_DIR --data CONFIG [key=value ...]`: score a finished run on a protocol.
 
-The run's model is fed its own view of the protocol's windows, standardised with the
-statistics stored in its model.json (those of its training split). Prints accuracy, macro-F1,
-weighted F1, ECE and per-class F1 per split, and warns when a scored subject was among the
-run's training or validation subjects.
+The run's card (`harkd.train.runcard`) must fit the protocol (`check_compatible`: view,
+classes, window, rate, and no test subject among the run's training or validation subjects).
+The model is fed its own view of the protocol's windows, standardised with the statistics in its
+card (those of its training split). Prints accuracy, macro-F1, weighted F1, ECE and per-class
+F1 per split.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import pickle
 import sys
 from pathlib import Path
 
-from data_prep.windowset import WindowSet
 from harkd.config import ConfigError
+from harkd.shipped import config_file
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
 
@@ -40,33 +41,27 @@ def run(args: argparse.Namespace) -> int:
     from data_prep.pipeline import prepare
     from harkd.data import Normalizer
     from harkd.train.checkpoint import load_run_model
+    from harkd.train.compat import check_compatible
     from harkd.train.metrics import evaluate
 
     try:
-        model, meta = load_run_model(args.run_dir)
+        model, card = load_run_model(args.run_dir)
         data, *overrides = args.data
-        ws = prepare(load_data_config(data, overrides), args.cache_dir, progress=False)
-        channels = check_compatible(meta, ws)
-    except (ConfigError, FileNotFoundError, KeyError) as err:
+        ws = prepare(load_data_config(config_file(data), overrides), args.cache_dir, progress=False)
+        channels = check_compatible(card, ws, "evaluate", where=str(args.run_dir))
+    except ConfigError as err:
         print(f"harkd evaluate: {err}", file=sys.stderr)
         return 2
-    norm = Normalizer(meta["norm"]["mean"], meta["norm"]["std"])
+    except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
+        print(f"harkd evaluate: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    norm = Normalizer(card.norm.mean, card.norm.std)
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
-    seen = set(meta.get("split_subjects", {}).get("train", [])) | set(
-        meta.get("split_subjects", {}).get("val", [])
-    )
     results = {}
     for split in splits:
         if not ws.mask(split).any():
             print(f"{split}: no windows", file=sys.stderr)
             continue
-        overlap = seen & set(ws.meta["split_subjects"][split])
-        if overlap and split == "test":
-            print(
-                f"warning: test subjects {sorted(overlap)} were in the run's training/validation "
-                "subjects; these scores are not held-out",
-                file=sys.stderr,
-            )
         results[split] = m = evaluate(model, ws, split, norm, channels=channels)
         per_class = ", ".join(
             f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in m["per_class_f1"].items()
@@ -77,26 +72,7 @@ def run(args: argparse.Namespace) -> int:
             f"  per-class F1: {per_class}"
         )
     if args.out is not None:
-        args.out.write_text(json.dumps({"run_dir": str(args.run_dir), **results}, indent=1))
+        from harkd.train.rundir import atomic_write_json
+
+        atomic_write_json(args.out, {"run_dir": str(args.run_dir), **results})
     return 0
-
-
-def check_compatible(meta: dict, ws: WindowSet) -> list[int]:
-    """The run's channel indices, after checking the protocol gives the channels and classes
-    the model was trained on."""
-    channels = list(meta["channel_indices"])
-    have = ws.channels
-    if max(channels) >= len(have) or [have[i] for i in channels] != list(meta["channels"]):
-        raise ConfigError(
-            f"the data's channels {have} do not give the run's view {meta['view']} "
-            f"(channels {meta['channels']} at {channels})"
-        )
-    if list(ws.label_names) != list(meta["label_names"]):
-        raise ConfigError(
-            f"the data's classes {ws.label_names} differ from the run's {meta['label_names']}"
-        )
-    if ws.X.shape[-1] != meta["window"]:
-        raise ConfigError(
-            f"the data's windows have {ws.X.shape[-1]} samples, the run's model {meta['window']}"
-        )
-    return channels

@@ -1,15 +1,19 @@
-"""The Distiller contract and the method registry (ARCHITECTURE.md 3 and 5).
+"""The Distiller contract and the method registry (docs/architecture.md 8 and 16).
 
 A Distiller owns the student, its frozen teachers and the method's own trainable modules.
 `forward_train(batch, epoch)` returns the student's logits and a dict of named scalar losses;
 the trainer sums the dict and logs each term (the mdistiller contract). Multi-stage methods
 (IE-KD's auto-encoder pre-training, PSKD's progression) override `stages()` and `set_stage()`.
+
+A new method is one file here plus one YAML under configs/distill: a `Distiller` subclass
+registered with `@register_distiller(name)`, declaring its `params_model`, `teacher_count` and
+`example` (see `Distiller`); importing this package registers it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -87,19 +91,102 @@ class Stage:
     selects_model: bool = True  # model selection (val macro-F1) happens in this stage
 
 
+class MethodParams(BaseModel):
+    """Base of each method's YAML `distill.params` model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_params(
+    model: type[MethodParams], params: Mapping[str, Any] | MethodParams, method: str
+) -> MethodParams:
+    """`params` validated by `model`, as one line naming each bad key and the allowed ones."""
+    if isinstance(params, model):
+        return params
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                problems.append(f"unknown parameter {loc!r}")
+            else:
+                problems.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+        allowed = ", ".join(model.model_fields) or "none"
+        raise ValueError(
+            f"distill.params of method {method!r}: {'; '.join(problems)} (allowed: {allowed})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small working setting of a method, which the tests build on data that has its groups.
+
+    teachers: teacher name -> the channel groups it sees; student_view: the student's groups;
+    params: the method's `distill.params`.
+    """
+
+    teachers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    student_view: tuple[str, ...] = ("acc",)
+
+    def groups(self) -> set[str]:
+        """The channel groups the data must have."""
+        return set(self.student_view).union(*self.teachers.values())
+
+
 class Distiller(nn.Module):
-    """Base class. Subclasses implement `forward_train`; `forward` runs the student alone."""
+    """Base class. Subclasses implement `forward_train`; `forward` runs the student alone.
+
+    A method declares, as class attributes, its `params_model` (the base validates the YAML
+    `distill.params` against it and stores the typed result as `self.params`), how many
+    frozen teachers it takes (`teacher_count`: at least, at most or None) and an `example`
+    setting; the first line of its class docstring describes it in `harkd distill --list`.
+    """
 
     method: ClassVar[str] = ""
+    params_model: ClassVar[type[MethodParams]] = MethodParams
+    teacher_count: ClassVar[tuple[int, int | None]] = (0, None)
+    example: ClassVar[Example] = Example()
 
     def __init__(
-        self, student: ViewModel, teachers: dict[str, FrozenTeacher], context: DistillContext
+        self,
+        student: ViewModel,
+        teachers: Mapping[str, FrozenTeacher],
+        context: DistillContext,
+        params: Mapping[str, Any] | MethodParams,
     ) -> None:
         super().__init__()
+        self.params = self.check_config(params, list(teachers))
         self.student = student
-        self.teachers = nn.ModuleDict(teachers)
+        self.teachers = nn.ModuleDict(dict(teachers))
         self.context = context
         self.stage = "main"
+
+    @classmethod
+    def check_config(
+        cls, params: Mapping[str, Any] | MethodParams, teachers: list[str]
+    ) -> MethodParams:
+        """The typed params; a ValueError when they or the number of teachers do not fit."""
+        parsed = parse_params(cls.params_model, params, cls.method)
+        low, high = cls.teacher_count
+        if high is not None and len(teachers) > high:
+            what = "takes no teachers" if high == 0 else f"takes at most {high} teacher(s)"
+            raise ValueError(
+                f"method {cls.method!r} {what}; remove teachers {sorted(teachers)} from the config"
+            )
+        if len(teachers) < low:
+            raise ValueError(
+                f"method {cls.method!r} needs at least {low} teacher(s) under `teachers:`; "
+                f"the config names {sorted(teachers) or 'none'}"
+            )
+        return parsed
+
+    @classmethod
+    def description(cls) -> str:
+        """The first line of the class docstring."""
+        return (cls.__doc__ or "").strip().splitlines()[0]
 
     def forward(self, x_full: torch.Tensor) -> torch.Tensor:
         """Student logits for full windows (the student slices its own view)."""
@@ -122,28 +209,6 @@ class Distiller(nn.Module):
         return [p for p in self.parameters() if p.requires_grad and id(p) not in teacher_ids]
 
 
-class MethodParams(BaseModel):
-    """Base of each method's YAML `distill.params` model: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def parse_params(model: type[MethodParams], params: dict[str, Any], method: str) -> MethodParams:
-    """Validate `params` for `method`; errors name each bad key and list the allowed ones."""
-    try:
-        return model.model_validate(params)
-    except ValidationError as err:
-        allowed = sorted(model.model_fields)
-        lines = [f"distill.params for method {method!r} are invalid (allowed keys: {allowed})"]
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                lines.append(f"  unknown parameter {loc!r}")
-            else:
-                lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
-        raise ValueError("\n".join(lines)) from None
-
-
 def select_teacher(teachers: Mapping[str, FrozenTeacher], name: str | None, method: str) -> str:
     """The name of the teacher a one-teacher method uses: `name`, or the only teacher's."""
     if name is None:
@@ -161,14 +226,13 @@ def select_teacher(teachers: Mapping[str, FrozenTeacher], name: str | None, meth
     return name
 
 
-DistillerFactory = Callable[..., Distiller]
-_METHODS: dict[str, DistillerFactory] = {}
+_METHODS: dict[str, type[Distiller]] = {}
 
 
-def register_distiller(name: str) -> Callable[[DistillerFactory], DistillerFactory]:
+def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]]:
     """Register a Distiller class under `name` (also sets its `method` attribute)."""
 
-    def wrap(cls: DistillerFactory) -> DistillerFactory:
+    def wrap(cls: type[Distiller]) -> type[Distiller]:
         cls.method = name
         _METHODS[name] = cls
         return cls
@@ -176,22 +240,31 @@ def register_distiller(name: str) -> Callable[[DistillerFactory], DistillerFacto
     return wrap
 
 
+def distiller_classes() -> dict[str, type[Distiller]]:
+    """Every registered method, by name (importing the package registers them all)."""
+    from harkd import distill  # noqa: F401
+
+    return dict(sorted(_METHODS.items()))
+
+
 def build_distiller(
     method: str,
     student: ViewModel,
-    teachers: dict[str, FrozenTeacher],
+    teachers: Mapping[str, FrozenTeacher],
     context: DistillContext,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
 ) -> Distiller:
     """Build method `method` with its YAML `params` (unknown params are errors)."""
-    from harkd import distill  # noqa: F401  (importing the package registers every method)
+    return distiller_class(method)(student, teachers, context, params)
 
-    if method not in _METHODS:
-        raise KeyError(f"unknown distillation method {method!r}; known methods: {sorted(_METHODS)}")
-    return _METHODS[method](student=student, teachers=teachers, context=context, **params)
+
+def distiller_class(method: str) -> type[Distiller]:
+    """The class registered as `method` (a KeyError lists the known ones)."""
+    methods = distiller_classes()
+    if method not in methods:
+        raise KeyError(f"unknown distillation method {method!r}; known methods: {sorted(methods)}")
+    return methods[method]
 
 
 def list_distillers() -> list[str]:
-    from harkd import distill  # noqa: F401
-
-    return sorted(_METHODS)
+    return list(distiller_classes())

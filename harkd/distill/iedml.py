@@ -26,6 +26,7 @@ state the trainer keeps (last.safetensors).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -36,9 +37,9 @@ from harkd.distill.base import (
     Batch,
     DistillContext,
     Distiller,
+    Example,
     FrozenTeacher,
     ViewModel,
-    parse_params,
     register_distiller,
 )
 from harkd.distill.features import as_map, check_feature_names, input_channels, probe_features
@@ -63,22 +64,26 @@ def view_channels(groups: dict[str, list[int]], view: list[str], who: str) -> li
 
 @register_distiller("iedml")
 class IEDML(Distiller):
-    """Student and peer learn from scratch, each inheriting from and exploring the other."""
+    """IE-KD as mutual learning (Huang et al., CVPR 2021): student and peer teach each other."""
+
+    params_model = IEDMLParams
+    params: IEDMLParams
+    teacher_count = (0, 0)
+    example = Example(
+        params={
+            "peer": {"name": "cnn1d", "view": ["acc", "gyro"], "params": {"widths": [8, 16]}}
+        }
+    )
 
     def __init__(
         self,
         student: ViewModel,
-        teachers: dict[str, FrozenTeacher],
+        teachers: Mapping[str, FrozenTeacher],
         context: DistillContext,
-        **params: Any,
+        params: Mapping[str, Any],
     ) -> None:
-        if teachers:
-            raise ValueError(
-                f"method 'iedml' trains student and peer from scratch and takes no teachers; "
-                f"remove teachers {sorted(teachers)} from the config"
-            )
-        super().__init__(student, teachers, context)
-        p = self.params = parse_params(IEDMLParams, params, "iedml")
+        super().__init__(student, teachers, context, params)
+        p = self.params
         channels = view_channels(context.groups, p.peer.view, "distill.params.peer")
         model = build_model(
             p.peer.name, len(channels), context.num_classes, context.window, **p.peer.params

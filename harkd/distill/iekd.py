@@ -24,6 +24,7 @@ factor -> factor -> cin -> cin.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -34,11 +35,11 @@ from harkd.distill.base import (
     Batch,
     DistillContext,
     Distiller,
+    Example,
     FrozenTeacher,
     MethodParams,
     Stage,
     ViewModel,
-    parse_params,
     register_distiller,
     select_teacher,
 )
@@ -142,17 +143,22 @@ class IEKDParams(IEParams):
 
 @register_distiller("iekd")
 class IEKD(Distiller):
-    """IE-KD: factor auto-encoder pre-training on the teacher, then inheritance/exploration."""
+    """Huang et al., CVPR 2021: teacher factor auto-encoder, then inheritance and exploration."""
+
+    params_model = IEKDParams
+    params: IEKDParams
+    teacher_count = (1, None)
+    example = Example(teachers={"t": ("acc", "gyro")}, params={"ae_epochs": 1})
 
     def __init__(
         self,
         student: ViewModel,
-        teachers: dict[str, FrozenTeacher],
+        teachers: Mapping[str, FrozenTeacher],
         context: DistillContext,
-        **params: Any,
+        params: Mapping[str, Any],
     ) -> None:
-        super().__init__(student, teachers, context)
-        p = self.params = parse_params(IEKDParams, params, "iekd")
+        super().__init__(student, teachers, context, params)
+        p = self.params
         self.teacher_name = select_teacher(teachers, p.teacher, "iekd")
         channels = input_channels(context.groups)
         t_shape = check_feature_names(

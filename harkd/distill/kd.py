@@ -5,6 +5,7 @@ Loss: (1 - alpha) * CE(student, y_soft) + alpha * T^2 * KL(p_t^T || p_s^T), batc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -14,10 +15,10 @@ from harkd.distill.base import (
     Batch,
     DistillContext,
     Distiller,
+    Example,
     FrozenTeacher,
     MethodParams,
     ViewModel,
-    parse_params,
     register_distiller,
     select_teacher,
 )
@@ -32,17 +33,21 @@ class KDParams(MethodParams):
 
 @register_distiller("kd")
 class KD(Distiller):
-    """Logit distillation from one frozen teacher."""
+    """Hinton et al. 2015: CE plus T^2 KL to one frozen teacher's softened logits."""
+
+    params_model = KDParams
+    params: KDParams
+    teacher_count = (1, None)
+    example = Example(teachers={"t": ("acc", "gyro")}, params={"alpha": 0.5})
 
     def __init__(
         self,
         student: ViewModel,
-        teachers: dict[str, FrozenTeacher],
+        teachers: Mapping[str, FrozenTeacher],
         context: DistillContext,
-        **params: Any,
+        params: Mapping[str, Any],
     ) -> None:
-        super().__init__(student, teachers, context)
-        self.params = parse_params(KDParams, params, "kd")
+        super().__init__(student, teachers, context, params)
         self.teacher_name = select_teacher(teachers, self.params.teacher, "kd")
 
     def forward_train(

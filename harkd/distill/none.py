@@ -7,6 +7,7 @@ augmentations such as mixup (Zhang et al., ICLR 2018) correct.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -16,31 +17,24 @@ from harkd.distill.base import (
     DistillContext,
     Distiller,
     FrozenTeacher,
-    MethodParams,
     ViewModel,
-    parse_params,
     register_distiller,
 )
 from harkd.distill.losses import soft_cross_entropy
 
 
-class NoneParams(MethodParams):
-    """`none` has no parameters."""
-
-
 @register_distiller("none")
 class NoDistillation(Distiller):
-    """Cross-entropy only. Teachers, when the config names some, are not used or kept."""
+    """The model alone: cross-entropy on its labels (teachers named in the config are unused)."""
 
     def __init__(
         self,
         student: ViewModel,
-        teachers: dict[str, FrozenTeacher],
+        teachers: Mapping[str, FrozenTeacher],
         context: DistillContext,
-        **params: Any,
+        params: Mapping[str, Any],
     ) -> None:
-        super().__init__(student, {}, context)
-        parse_params(NoneParams, params, "none")
+        super().__init__(student, {}, context, params)
 
     def forward_train(
         self, batch: Batch, epoch: int

@@ -9,7 +9,7 @@ The default order is nearest-to-student first: by decreasing overlap (intersecti
 of the channel sets) between the teacher's view and the student's, so for an [acc] student:
 acc -> fusion [skeleton, acc] -> skeleton.
 
-Adaptive-Confidence Semantic (ACS) loss, as defined in ARCHITECTURE.md section 5: per sample,
+Adaptive-Confidence Semantic (ACS) loss, as defined in docs/architecture.md 16: per sample,
 the candidates are the active teachers whose prediction (argmax) is the true class; the
 confidence of a teacher is its softmax probability (T = 1) of the true class.
 - hard: the target is the softened distribution softmax(z/T) of the most confident candidate,
@@ -23,6 +23,7 @@ argmax of `y_soft` (the dominant component) for choosing candidates; the CE term
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -33,10 +34,10 @@ from harkd.distill.base import (
     Batch,
     DistillContext,
     Distiller,
+    Example,
     FrozenTeacher,
     MethodParams,
     ViewModel,
-    parse_params,
     register_distiller,
 )
 from harkd.distill.losses import soft_cross_entropy
@@ -65,7 +66,7 @@ def view_overlap(teacher: ViewModel, student: ViewModel) -> float:
     return len(a & b) / len(a | b)
 
 
-def nearest_first(student: ViewModel, teachers: dict[str, FrozenTeacher]) -> list[str]:
+def nearest_first(student: ViewModel, teachers: Mapping[str, FrozenTeacher]) -> list[str]:
     """Teacher names by decreasing view overlap with the student (ties keep the given order)."""
     return sorted(teachers, key=lambda n: -view_overlap(teachers[n], student))
 
@@ -112,19 +113,25 @@ def acs_loss(
 
 @register_distiller("pskd")
 class PSKD(Distiller):
-    """Progressive multi-teacher distillation with the ACS loss (module docstring)."""
+    """Ni, Ngu & Yan, ACM MM 2022: teachers join progressively; ACS picks a target per sample."""
+
+    params_model = PSKDParams
+    params: PSKDParams
+    teacher_count = (1, None)
+    example = Example(
+        teachers={"acc": ("acc",), "fusion": ("skeleton", "acc"), "skeleton": ("skeleton",)},
+        params={"boundaries": [1, 2]},
+    )
 
     def __init__(
         self,
         student: ViewModel,
-        teachers: dict[str, FrozenTeacher],
+        teachers: Mapping[str, FrozenTeacher],
         context: DistillContext,
-        **params: Any,
+        params: Mapping[str, Any],
     ) -> None:
-        super().__init__(student, teachers, context)
-        p = self.params = parse_params(PSKDParams, params, "pskd")
-        if not teachers:
-            raise ValueError("method 'pskd' needs at least one teacher")
+        super().__init__(student, teachers, context, params)
+        p = self.params
         self.order = list(p.order) if p.order is not None else nearest_first(student, teachers)
         unknown = [n for n in self.order if n not in teachers]
         unused = [n for n in teachers if n not in self.order]

@@ -14,6 +14,7 @@ Pearson correlation between the samples' embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -23,10 +24,10 @@ from harkd.distill.base import (
     Batch,
     DistillContext,
     Distiller,
+    Example,
     FrozenTeacher,
     MethodParams,
     ViewModel,
-    parse_params,
     register_distiller,
     select_teacher,
 )
@@ -53,17 +54,24 @@ def as_sequence(f: torch.Tensor) -> torch.Tensor:
 
 @register_distiller("sk")
 class SimilarityKeeping(Distiller):
-    """KD plus batch-similarity matching on one or more feature pairs."""
+    """Huang, Chen & Wei 2022: KD plus matching batch-similarity (Gram) matrices of features."""
+
+    params_model = SKParams
+    params: SKParams
+    teacher_count = (1, None)
+    example = Example(
+        teachers={"t": ("acc", "gyro")},
+        params={"pairs": [["final", "final"], ["embedding", "embedding"]]},
+    )
 
     def __init__(
         self,
         student: ViewModel,
-        teachers: dict[str, FrozenTeacher],
+        teachers: Mapping[str, FrozenTeacher],
         context: DistillContext,
-        **params: Any,
+        params: Mapping[str, Any],
     ) -> None:
-        super().__init__(student, teachers, context)
-        self.params = parse_params(SKParams, params, "sk")
+        super().__init__(student, teachers, context, params)
         self.teacher_name = select_teacher(teachers, self.params.teacher, "sk")
         channels = input_channels(context.groups)
         t_shapes = probe_features(self.teachers[self.teacher_name], channels, context.window)

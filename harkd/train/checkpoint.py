@@ -1,8 +1,7 @@
 """Checkpoints in safetensors with JSON beside them; nothing is ever unpickled.
 
-- model.safetensors + model.json: the deployable model (the student) and what rebuilds and
-  feeds it: registry name, constructor params, in_channels, num_classes, window, view, channel
-  indices, label names, the view's normalisation, config hash, metrics summary.
+- model.safetensors + model.json: the deployable model (the student) and its run card
+  (`harkd.train.runcard.RunCard`: what rebuilds and feeds it, what it was trained on).
 - last.safetensors (+ a readable copy of its state in last.json): everything needed to resume
   at an epoch boundary. The training state (JSON) is stored inside the safetensors header, so
   the tensors and the state it describes are replaced together by one atomic rename.
@@ -15,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
 from harkd.models.base import HARModel, build_model
+from harkd.train.runcard import CardError, RunCard, read_card, write_card
 from harkd.train.rundir import RunDir, atomic_write_bytes, atomic_write_json
 
 STATE_KEY = "harkd.state"
@@ -31,37 +31,38 @@ def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | N
     return save(plain, metadata=metadata)
 
 
-def save_model(run_dir: RunDir, model: nn.Module, meta: dict[str, Any]) -> None:
-    """Write the deployable model's weights and its sidecar."""
+def save_model(run_dir: RunDir, model: nn.Module, card: RunCard) -> None:
+    """Write the deployable model's weights and its run card."""
     atomic_write_bytes(run_dir.model, _tensor_bytes(model.state_dict(), {"format": "pt"}))
-    atomic_write_json(run_dir.model_meta, meta)
+    write_card(run_dir, card)
 
 
-def load_run_model(run_dir: str | Path) -> tuple[HARModel, dict[str, Any]]:
-    """The model of a finished run (eval mode) and its model.json sidecar."""
+def load_run_model(run_dir: str | Path) -> tuple[HARModel, RunCard]:
+    """The model of a finished run (eval mode) and its run card (`CardError` names the file)."""
     rd = RunDir(Path(run_dir))
-    for f in (rd.model_meta, rd.model):
-        if not f.is_file():
-            raise FileNotFoundError(
-                f"{f}: not found; is {rd.root} a finished `harkd train` / `harkd distill` run?"
-            )
-    meta = json.loads(rd.model_meta.read_text())
-    missing = [
-        k for k in ("model", "params", "in_channels", "num_classes", "window") if k not in meta
-    ]
-    if missing:
-        raise KeyError(f"{rd.model_meta}: missing {missing}")
-    model = build_model(
-        meta["model"], meta["in_channels"], meta["num_classes"], meta["window"], **meta["params"]
-    )
-    state = load_file(str(rd.model))
-    result = model.load_state_dict(state, strict=False)
+    card = read_card(rd.root)
+    if not rd.model.is_file():
+        raise CardError(f"{rd.model}: not found; the run card {rd.card} has no weights beside it")
+    try:
+        model = build_model(card.model, card.in_channels, card.num_classes, card.window,
+                            **card.params)  # fmt: skip
+    except (KeyError, TypeError, ValueError) as err:
+        raise CardError(f"{rd.card}: cannot build model {card.model!r}: {err}") from None
+    try:
+        state = load_file(str(rd.model))
+    except (SafetensorError, OSError) as err:
+        raise CardError(f"{rd.model}: not readable safetensors ({err})") from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape
+        problem = str(err).strip().splitlines()[-1].strip()
+        raise CardError(f"{rd.model}: weights do not fit the card's model: {problem}") from None
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"{rd.model}: weights do not fit model {meta['model']!r} with params "
-            f"{meta['params']}: missing {result.missing_keys}, unexpected {result.unexpected_keys}"
+        raise CardError(
+            f"{rd.model}: weights do not fit model {card.model!r} with params "
+            f"{card.params}: missing {result.missing_keys}, unexpected {result.unexpected_keys}"
         )
-    return model.eval(), meta
+    return model.eval(), card
 
 
 def save_checkpoint(

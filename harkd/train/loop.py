@@ -1,18 +1,15 @@
-"""`fit`: train one run config by driving its Distiller (method `none` trains a model alone).
+"""`fit`: train an assembled run (`harkd.train.assemble`) by driving its Distiller.
 
-Per batch: the windows (every channel, normalised with training-split statistics) go through
-the augmentation policy with a seeded `torch.Generator` (the teachers see the clean windows when
-`augment.teacher_input: clean`); with `train.class_weights` the columns of `y_soft` are scaled
-by inverse class frequency, which turns every cross-entropy against `y_soft` into the
-class-weighted one. The Distiller returns its losses; their sum is minimised with AdamW on
-`distiller.trainable_parameters()` under the schedule of `train.schedule`, with gradient-norm
-clipping. Each stage of `distiller.stages()` has its own optimiser and schedule. After every
-epoch of a stage that selects the model, the student is scored on the validation split: the
-best validation macro-F1 picks the model (the test split is never looked at before the end)
-and `train.patience` epochs without improvement end the stage. A checkpoint is written
-atomically after every epoch, so an interrupted run resumes there and ends with the same
-weights as an uninterrupted one; a finished run with the same config is returned from its
-metrics.json without training.
+Each stage of `distiller.stages()` has its own AdamW optimiser on the stage's
+`trainable_parameters()`, under the schedule of `train.schedule`, with gradient-norm clipping;
+the Distiller returns its losses per batch and their sum is minimised. After every epoch of a
+stage that selects the model, the student is scored on the validation split: the best
+validation macro-F1 picks the model (the test split is never looked at before the end) and
+`train.patience` epochs without improvement end the stage. A checkpoint is written atomically
+after every epoch, so an interrupted run resumes there and ends with the same weights as an
+uninterrupted one; a finished run with the same config, data and teachers is returned from its
+metrics.json without training. The end writes the model with its run card
+(`harkd.train.runcard`), the plots and metrics.json (last: it marks the run finished).
 """
 
 from __future__ import annotations
@@ -22,33 +19,21 @@ import hashlib
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from data_prep.windowset import SPLITS, WindowSet
-from harkd.config import ConfigError, RunConfig
-from harkd.data import Normalizer, WindowLoader, load_windowset, make_loader, view_channels
-from harkd.distill.base import (
-    Batch,
-    DistillContext,
-    Distiller,
-    FrozenTeacher,
-    Stage,
-    ViewModel,
-    build_distiller,
-)
-from harkd.models.base import build_model
+from harkd.config import RunConfig
+from harkd.data import load_windowset
+from harkd.distill.base import Stage
+from harkd.train.assemble import Run, assemble, teacher_cards
 from harkd.train.checkpoint import (
     load_checkpoint,
-    load_run_model,
     optimizer_from_tensors,
     optimizer_to_tensors,
     save_checkpoint,
@@ -57,55 +42,14 @@ from harkd.train.checkpoint import (
 )
 from harkd.train.metrics import classification_metrics, predict
 from harkd.train.plots import confusion_csv, plot_confusion, plot_curve
+from harkd.train.result import RunResult
+from harkd.train.runcard import CardError, RunCard, card_for_run, read_card
 from harkd.train.rundir import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_yaml
 from harkd.train.schedule import lr_factor
-from harkd.train.seeding import rng_state, seed_everything, set_rng_state
+from harkd.train.seeding import rng_state, set_rng_state
 
 #: a hook called after each epoch's checkpoint is written (global epoch, 0-based)
 EpochHook = Callable[[int], None]
-_AUGMENT_SEED_OFFSET = 0x5EED
-
-
-@dataclass
-class RunResult:
-    """What a finished run measured; `metrics[split]` as `classification_metrics` returns."""
-
-    metrics: dict[str, dict[str, Any]]
-    best_epoch: int | None
-    epochs_run: int
-    timings: dict[str, float]
-    n_params: int
-    run_dir: Path
-    config_hash: str
-    seed: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    from_cache: bool = False
-    name: str = "run"
-    inputs_hash: str = ""
-
-    def summary(self) -> str:
-        """One line: test and validation scores, selection epoch, size, time, directory."""
-        t, v = self.metrics["test"], self.metrics["val"]
-        best = "-" if self.best_epoch is None else str(self.best_epoch + 1)
-        return (
-            f"{self.name}: test macro-F1 {t['macro_f1']:.4f} acc {t['accuracy']:.4f} "
-            f"ECE {t['ece']:.3f} | val macro-F1 {v['macro_f1']:.4f} | best epoch {best}/"
-            f"{self.epochs_run} | {self.n_params:,} params | "
-            f"{self.timings.get('train_s', 0.0):.1f} s ({self.timings.get('s_per_epoch', 0.0):.2f}"
-            f" s/epoch) | seed {self.seed} | {self.run_dir}"
-            + (" (reused)" if self.from_cache else "")
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["run_dir"] = str(self.run_dir)
-        d.pop("from_cache")
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], run_dir: Path) -> RunResult:
-        names = {f.name for f in dataclasses.fields(cls)} - {"run_dir", "from_cache"}
-        return cls(**{k: d[k] for k in names if k in d}, run_dir=run_dir, from_cache=True)
 
 
 def fit(
@@ -129,8 +73,7 @@ def fit(
     """
     rd = RunDir(Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.name)
     ws = ws if ws is not None else load_windowset(cfg, cache_dir, progress)
-    teachers_meta = teacher_sidecars(cfg)
-    inputs = inputs_hash(cfg, ws, teachers_meta)
+    inputs = inputs_hash(cfg, ws, teacher_cards(cfg))
     cached = reuse(rd, cfg.config_hash(), inputs)
     if cached is not None:
         if progress:
@@ -139,16 +82,16 @@ def fit(
                 file=sys.stderr,
             )
         return cached
-    return _Trainer(cfg, ws, rd.make(), progress, inputs, on_epoch_end).run()
+    return _Fitter(assemble(cfg, ws), rd.make(), progress, inputs, on_epoch_end).fit()
 
 
-def inputs_hash(cfg: RunConfig, ws: WindowSet, teachers_meta: dict[str, dict]) -> str:
+def inputs_hash(cfg: RunConfig, ws: WindowSet, teachers: dict[str, RunCard]) -> str:
     """Hash of what a run's result depends on beyond its config: the data and the teachers."""
     blob = json.dumps(
         {
             "config": cfg.config_hash(),
             "data": ws.meta.get("config_hash"),
-            "teachers": {k: m.get("config_hash") for k, m in sorted(teachers_meta.items())},
+            "teachers": {k: c.config_hash for k, c in sorted(teachers.items())},
         },
         sort_keys=True,
     )
@@ -156,68 +99,18 @@ def inputs_hash(cfg: RunConfig, ws: WindowSet, teachers_meta: dict[str, dict]) -
 
 
 def reuse(rd: RunDir, config_hash: str, inputs: str) -> RunResult | None:
-    """The stored result of a finished run with the same config, data and teachers."""
+    """The stored result of a finished run with the same config, data and teachers whose run
+    card this harkd reads (a run with an older card is trained again)."""
     if not rd.metrics.is_file():
         return None
     stored = json.loads(rd.metrics.read_text())
     if stored.get("config_hash") != config_hash or stored.get("inputs_hash") != inputs:
         return None
+    try:
+        read_card(rd.root)
+    except CardError:
+        return None
     return RunResult.from_dict(stored, rd.root)
-
-
-def teacher_sidecars(cfg: RunConfig) -> dict[str, dict[str, Any]]:
-    """The model.json of every configured teacher run (errors name the missing piece)."""
-    out = {}
-    for name, t in cfg.teachers.items():
-        if t.run_dir is None:
-            raise ConfigError(
-                f"teachers.{name}.run_dir is not set: name a finished `harkd train` run"
-            )
-        path = Path(t.run_dir) / "model.json"
-        if not path.is_file():
-            raise ConfigError(
-                f"teachers.{name}.run_dir: {path} not found; train the teacher first "
-                f"(`harkd train` with model.name={t.name})"
-            )
-        out[name] = json.loads(path.read_text())
-    return out
-
-
-def load_teachers(cfg: RunConfig, ws: WindowSet) -> dict[str, FrozenTeacher]:
-    """Frozen teachers from their run directories, checked against the config and the data."""
-    test_subjects = set(ws.meta.get("split_subjects", {}).get("test", []))
-    teachers = {}
-    for name, t in cfg.teachers.items():
-        model, meta = load_run_model(t.run_dir)
-        where = f"teachers.{name} ({t.run_dir})"
-        if meta["model"] != t.name:
-            raise ConfigError(f"{where}: the run trained {meta['model']!r}, config says {t.name!r}")
-        if list(meta["view"]) != list(t.view):
-            raise ConfigError(f"{where}: the run saw view {meta['view']}, config says {t.view}")
-        if t.params and meta["params"] != t.params:
-            raise ConfigError(f"{where}: the run used params {meta['params']}, config {t.params}")
-        if list(meta["label_names"]) != ws.label_names:
-            raise ConfigError(
-                f"{where}: classes {meta['label_names']} differ from the data's {ws.label_names}"
-            )
-        seen = set(meta.get("split_subjects", {}).get("train", [])) | set(
-            meta.get("split_subjects", {}).get("val", [])
-        )
-        if seen & test_subjects:
-            raise ConfigError(
-                f"{where}: the teacher was trained/selected on test subjects "
-                f"{sorted(seen & test_subjects)} of this run's data; retrain it on the same split"
-            )
-        channels = view_channels(ws, t.view)
-        norm = Normalizer.from_windowset(ws).select(channels)
-        if meta.get("norm") and not np.allclose(meta["norm"]["mean"], norm.mean.numpy(), atol=1e-4):
-            warnings.warn(
-                f"{where}: its training normalisation differs from this data's; the teacher "
-                "sees windows standardised with this run's statistics",
-                stacklevel=2,
-            )
-        teachers[name] = FrozenTeacher(model, channels)
-    return teachers
 
 
 @dataclass
@@ -237,76 +130,25 @@ class _Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Trainer:
+class _Fitter:
+    """Fits one assembled run: stages, epochs, model selection, checkpoints and resume."""
+
     def __init__(
         self,
-        cfg: RunConfig,
-        ws: WindowSet,
+        run: Run,
         rd: RunDir,
         progress: bool,
         inputs: str,
         on_epoch_end: EpochHook | None,
     ) -> None:
-        self.cfg, self.ws, self.rd, self.show, self.inputs = cfg, ws, rd, progress, inputs
+        self.run, self.cfg, self.rd, self.show, self.inputs = run, run.cfg, rd, progress, inputs
+        self.distiller, self.batches = run.distiller, run.batches
         self.hook = on_epoch_end
-        tc = cfg.train
-        if tc.threads:
-            torch.set_num_threads(tc.threads)
-        seed_everything(tc.seed)
-        self.window = int(ws.X.shape[-1])
-        self.channels = view_channels(ws, cfg.model.view)
-        try:
-            model = build_model(
-                cfg.model.name, len(self.channels), ws.num_classes, self.window, **cfg.model.params
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"model: {err.args[0] if err.args else err}") from None
-        context = DistillContext(ws.num_classes, self.window, ws.groups, ws.label_names)
-        teachers = load_teachers(cfg, ws) if cfg.teachers else {}
-        try:
-            self.distiller: Distiller = build_distiller(
-                cfg.distill.method,
-                ViewModel(model, self.channels),
-                teachers,
-                context,
-                cfg.distill.params,
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"distill: {err.args[0] if err.args else err}") from None
-        self.policy = None
-        if cfg.augment.policy != "none":
-            from harkd.augment.policies import build_policy
-
-            try:
-                self.policy = build_policy(cfg.augment.policy, ws.groups, ws.meta["norm"])
-            except KeyError as err:
-                raise ConfigError(f"augment.policy: {err.args[0]}") from None
-        self.normalizer = Normalizer.from_windowset(ws)
-        self.loader: WindowLoader = make_loader(
-            ws, "train", tc.batch_size, shuffle=True, seed=tc.seed, normalizer=self.normalizer
-        )
-        self.val_x = self.normalizer(ws.X[ws.mask("val")])
-        self.val_y = ws.y[ws.mask("val")]
-        if len(self.val_y) == 0:
-            raise ValueError("the validation split is empty: model selection needs it")
-        self.class_weights = self._class_weights() if tc.class_weights else None
-        self.aug_gen = torch.Generator().manual_seed(tc.seed + _AUGMENT_SEED_OFFSET)
         self.state = _Progress()
         self.best: dict[str, torch.Tensor] | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self._resume_tensors: dict[str, torch.Tensor] | None = None
         self._resume_optim: dict[str, Any] | None = None
-
-    # -- setup ---------------------------------------------------------------------------------
-
-    def _class_weights(self) -> torch.Tensor:
-        """n / (K * n_k) on the training split (mean weight 1 over training windows)."""
-        counts = np.bincount(self.ws.y[self.ws.mask("train")], minlength=self.ws.num_classes)
-        if (counts == 0).any():
-            missing = [self.ws.label_names[k] for k in np.flatnonzero(counts == 0)]
-            raise ValueError(f"train.class_weights: no training windows of classes {missing}")
-        w = counts.sum() / (len(counts) * counts)
-        return torch.tensor(w, dtype=torch.float32)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         """The Distiller's state without its frozen teachers (their runs hold them)."""
@@ -334,14 +176,14 @@ class _Trainer:
         self.state = _Progress(**state["progress"])
         self._load_state_tensors(with_prefix(tensors, "distiller"), "the checkpoint")
         self.best = with_prefix(tensors, "best") if state["has_best"] else None
-        set_rng_state(tensors, state["rng"], self.aug_gen)
+        set_rng_state(tensors, state["rng"], self.batches.generator)
         self._resume_tensors = tensors
         self._resume_optim = state.get("optimizer")
         self._say(f"resuming {self.rd.root} after epoch {self.state.global_epoch}")
 
     # -- training ------------------------------------------------------------------------------
 
-    def run(self) -> RunResult:
+    def fit(self) -> RunResult:
         cfg = self.cfg
         atomic_write_yaml(self.rd.config, cfg.model_dump(mode="json"))
         self.rd.metrics.unlink(missing_ok=True)  # another config's result: not this run's
@@ -353,7 +195,7 @@ class _Trainer:
             if si != s.stage_index:
                 s.stage_index, s.stage_epoch, s.stage_done, s.bad_epochs = si, 0, False, 0
             self._run_stage(stages[si])
-        return self._finish(len(stages))
+        return self._finish()
 
     def _run_stage(self, stage: Stage) -> None:
         tc, s = self.cfg.train, self.state
@@ -386,14 +228,13 @@ class _Trainer:
 
     def _train_epoch(self, stage: Stage, params: list, n_epochs: int) -> dict[str, Any]:
         tc, s, d = self.cfg.train, self.state, self.distiller
-        self.loader.set_epoch(s.global_epoch)
-        steps = len(self.loader)
+        steps = len(self.batches)
         total_steps = n_epochs * steps
         sums: dict[str, float] = {}
         n_seen = 0
         t0 = time.perf_counter()
         bar = tqdm(
-            total=self.loader.n_windows,
+            total=self.batches.n_windows,
             unit="win",
             unit_scale=True,
             leave=False,
@@ -401,8 +242,7 @@ class _Trainer:
             desc=f"{self.cfg.name} {stage.name} {s.stage_epoch + 1}/{n_epochs}",
         )
         d.train()
-        for i, (x, y) in enumerate(self.loader):
-            batch = self._batch(x, y)
+        for i, batch in enumerate(self.batches.epoch(s.global_epoch)):
             _, losses = d.forward_train(batch, s.stage_epoch)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
@@ -419,7 +259,7 @@ class _Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()
-            b = len(x)
+            b = len(batch.x)
             n_seen += b
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
@@ -441,24 +281,12 @@ class _Trainer:
             "val_macro_f1": None,
         }
 
-    def _batch(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
-        y_soft = F.one_hot(y, self.ws.num_classes).float()
-        x_teacher = None
-        if self.policy is not None:
-            clean = x
-            x, y_soft = self.policy(x, y_soft, self.aug_gen)
-            y = y_soft.argmax(dim=1)
-            if self.cfg.augment.teacher_input == "clean":
-                x_teacher = clean
-        if self.class_weights is not None:
-            y_soft = y_soft * self.class_weights
-        return Batch(x=x, y=y, y_soft=y_soft, x_teacher=x_teacher)
-
     def _select(self, record: dict[str, Any]) -> None:
         s = self.state
         t0 = time.perf_counter()
-        logits = predict(self.distiller, self.val_x, self.cfg.train.eval_batch_size)
-        val = classification_metrics(self.val_y, logits, self.ws.label_names)
+        r = self.run
+        logits = predict(self.distiller, r.val_x, self.cfg.train.eval_batch_size)
+        val = classification_metrics(r.val_y, logits, r.ws.label_names)
         record.update(
             val_macro_f1=val["macro_f1"],
             val_accuracy=val["accuracy"],
@@ -479,7 +307,7 @@ class _Trainer:
         tensors.update(optim_tensors)
         if self.best is not None:
             tensors.update({f"best.{k}": v for k, v in self.best.items()})
-        rng_tensors, rng_plain = rng_state(self.aug_gen)
+        rng_tensors, rng_plain = rng_state(self.batches.generator)
         tensors.update(rng_tensors)
         save_checkpoint(
             self.rd,
@@ -496,15 +324,16 @@ class _Trainer:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def _finish(self, n_stages: int) -> RunResult:
-        cfg, ws, s = self.cfg, self.ws, self.state
+    def _finish(self) -> RunResult:
+        cfg, ws, s = self.cfg, self.run.ws, self.state
         if self.best is not None:
             self._load_state_tensors(self.best, "the best-so-far state")
         t0 = time.perf_counter()
         metrics = {}
         for split in SPLITS:
             m = ws.mask(split)
-            logits = predict(self.distiller, self.normalizer(ws.X[m]), cfg.train.eval_batch_size)
+            x = self.run.normalizer(ws.X[m])
+            logits = predict(self.distiller, x, cfg.train.eval_batch_size)
             metrics[split] = classification_metrics(ws.y[m], logits, ws.label_names)
         eval_s = time.perf_counter() - t0
         model = self.distiller.student.model
@@ -526,7 +355,8 @@ class _Trainer:
             name=cfg.name,
             inputs_hash=self.inputs,
         )
-        save_model(self.rd, model, self._sidecar(result))
+        card = card_for_run(cfg, ws, self.run.channels, result.n_params, s.best_epoch, metrics)
+        save_model(self.rd, model, card)
         labels = ws.label_names
         confusion = metrics["test"]["confusion"]
         atomic_write_bytes(self.rd.confusion_csv, confusion_csv(confusion, labels).encode())
@@ -539,33 +369,6 @@ class _Trainer:
         plot_curve(s.history, self.rd.curve, f"{cfg.name} ({cfg.distill.method})")
         atomic_write_json(self.rd.metrics, result.to_dict())  # last: marks the run finished
         return result
-
-    def _sidecar(self, result: RunResult) -> dict[str, Any]:
-        cfg, ws = self.cfg, self.ws
-        return {
-            "model": cfg.model.name,
-            "params": cfg.model.params,
-            "n_params": result.n_params,
-            "in_channels": len(self.channels),
-            "num_classes": ws.num_classes,
-            "window": self.window,
-            "rate_hz": ws.meta.get("rate_hz"),
-            "view": list(cfg.model.view),
-            "channel_indices": self.channels,
-            "channels": [ws.channels[i] for i in self.channels],
-            "label_names": ws.label_names,
-            "norm": self.normalizer.select(self.channels).to_dict(),
-            "config_hash": result.config_hash,
-            "data_hash": ws.meta.get("config_hash"),
-            "split_subjects": ws.meta.get("split_subjects"),
-            "method": cfg.distill.method,
-            "seed": cfg.train.seed,
-            "best_epoch": result.best_epoch,
-            "metrics": {
-                split: {k: result.metrics[split][k] for k in ("accuracy", "macro_f1", "ece")}
-                for split in SPLITS
-            },
-        }
 
     # -- output --------------------------------------------------------------------------------
 

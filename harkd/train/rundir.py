@@ -1,8 +1,9 @@
 """The files of a run directory and atomic writes (temporary file, fsync, rename).
 
-config.yaml (resolved config), model.safetensors + model.json (deployable model + sidecar),
-last.safetensors + last.json (resumable state), metrics.json (written last: a run is finished
-when it exists), curve.png, confusion_test.csv, confusion_test.png.
+config.yaml (resolved config), model.safetensors + model.json (the deployable model and its run
+card, `harkd.train.runcard`), last.safetensors + last.json (resumable state), metrics.json
+(written last: a run is finished when it exists), curve.png, confusion_test.csv,
+confusion_test.png.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class RunDir:
 
     config = property(lambda self: self.root / "config.yaml")
     model = property(lambda self: self.root / "model.safetensors")
-    model_meta = property(lambda self: self.root / "model.json")
+    card = property(lambda self: self.root / "model.json")
     last = property(lambda self: self.root / "last.safetensors")
     last_meta = property(lambda self: self.root / "last.json")
     metrics = property(lambda self: self.root / "metrics.json")

@@ -1,9 +1,11 @@
-"""End to end on the small real HAPT subset: IE-KD stage 1 on real teacher features, every
-method through `fit`, and the `harkd distill` command's missing-teacher message."""
+"""End to end: IE-KD stage 1 on real teacher features, every registered method through `fit`
+(on the small real HAPT subset, or on small synthetic paired data where the method's example
+needs a skeleton), and the `harkd distill` command's missing-teacher message."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +15,28 @@ import torch
 from data_prep.windowset import WindowSet
 from harkd.cli import main
 from harkd.config import RunConfig, validate_run_config
-from harkd.distill.base import Batch, DistillContext, FrozenTeacher, ViewModel, build_distiller
+from harkd.distill.base import (
+    Batch,
+    DistillContext,
+    FrozenTeacher,
+    ViewModel,
+    build_distiller,
+    distiller_class,
+    list_distillers,
+)
 from harkd.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]
+HAPT = REPO / "configs" / "data" / "hapt-quick.yaml"
 TINY_TEACHER = {"widths": [8, 16], "kernel": 3}
 
 
 def small_run_config(method: str, run_root: Path, **extra: object) -> RunConfig:
-    """configs/distill-style run config on hapt-quick for `method`, 1 epoch, small models."""
+    """configs/distill-style run config (hapt-quick unless `extra` names other data) for
+    `method`, 1 epoch, small models."""
     raw: dict = {
         "name": f"{method}-small",
-        "data": str(REPO / "configs" / "data" / "hapt-quick.yaml"),
+        "data": str(HAPT),
         "model": {"name": "tiny_xs", "view": ["acc"]},
         "distill": {"method": method, "params": {}},
         "augment": {"policy": "jitter_scaling"},
@@ -33,23 +45,6 @@ def small_run_config(method: str, run_root: Path, **extra: object) -> RunConfig:
     }
     raw.update(extra)
     return validate_run_config(raw, source=f"test config {method}")
-
-
-@pytest.fixture(scope="module")
-def tiny_teacher_run(hapt_quick_small: WindowSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run directory of a small acc+gyro cnn1d trained for 2 epochs by `fit`."""
-    fit = pytest.importorskip("harkd.train.loop", reason="harkd.train.loop.fit not written yet").fit
-
-    root = tmp_path_factory.mktemp("teacher")
-    cfg = small_run_config(
-        "none",
-        root,
-        model={"name": "cnn1d", "view": ["acc", "gyro"], "params": TINY_TEACHER},
-        train={"epochs": 2, "batch_size": 128, "seed": 0, "patience": None, "threads": 1},
-    )
-    run_dir = root / "teacher"
-    fit(cfg, ws=hapt_quick_small, run_dir=run_dir, progress=False)
-    return run_dir
 
 
 def real_batch(ws: WindowSet, split: str, n: int, seed: int) -> Batch:
@@ -110,38 +105,98 @@ def _digest(path: Path) -> str:
     ).hexdigest()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["none", "kd", "iekd", "iedml", "sk"])
-def test_every_method_runs_end_to_end(
-    method: str, hapt_quick_small: WindowSet, tiny_teacher_run: Path, tmp_path: Path
-) -> None:
+#: a small synthetic paired set for methods whose example needs groups HAPT lacks (skeleton)
+SYNTH = REPO / "configs" / "data" / "synth-paired.yaml"
+SYNTH_SMALL = ["reader_options.n_subjects=5", "reader_options.trials=1",
+               "reader_options.duration_s=5.0", "split.test_subjects=[5]",
+               "split.val_subjects=[4]"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_with(
+    hapt_quick_small: WindowSet, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[set[str]], tuple[Path, WindowSet]]:
+    """(protocol YAML, WindowSet): the first of hapt_quick_small and the small synthetic paired
+    set that has the channel groups asked for."""
+    from data_prep.config import load_data_config
+    from data_prep.pipeline import prepare
+
+    made: dict[Path, WindowSet] = {}
+    builders = {
+        HAPT: lambda: hapt_quick_small,
+        SYNTH: lambda: prepare(
+            load_data_config(SYNTH, SYNTH_SMALL),
+            cache_dir=tmp_path_factory.mktemp("synth-cache"),
+            progress=False,
+        ),
+    }
+
+    def pick(groups: set[str]) -> tuple[Path, WindowSet]:
+        for config, build in builders.items():
+            ws = made[config] = made.get(config) or build()
+            if groups <= set(ws.groups):
+                return config, ws
+        raise LookupError(f"no test data has the channel groups {sorted(groups)}")
+
+    return pick
+
+
+@pytest.fixture(scope="module")
+def teacher_run_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """A small cnn1d trained for 1 epoch on (protocol, WindowSet) and a view (once each)."""
     from harkd.train.loop import fit
 
+    runs: dict[tuple[str, tuple[str, ...]], Path] = {}
+    root = tmp_path_factory.mktemp("teachers")
+
+    def run(config: Path, ws: WindowSet, view: tuple[str, ...]) -> Path:
+        key = (config.stem, tuple(view))
+        if key not in runs:
+            model = {"name": "cnn1d", "view": list(view), "params": TINY_TEACHER}
+            cfg = small_run_config("none", root, model=model, data=str(config))
+            runs[key] = root / f"{key[0]}-{'+'.join(view)}"
+            fit(cfg, ws=ws, run_dir=runs[key], progress=False)
+        return runs[key]
+
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list_distillers())
+def test_every_method_runs_end_to_end(
+    method: str,
+    data_with: Callable[[set[str]], tuple[Path, WindowSet]],
+    teacher_run_for: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Each registered method through `fit` on the example it declares: its teachers are small
+    cnn1d runs on the example's views, on data that has the example's channel groups."""
+    from harkd.train.loop import fit
+    from harkd.train.runcard import read_card
+
+    example = distiller_class(method).example
+    config, ws = data_with(example.groups())
     teachers = {
-        "cnn1d": {
-            "name": "cnn1d",
-            "view": ["acc", "gyro"],
-            "params": TINY_TEACHER,
-            "run_dir": str(tiny_teacher_run),
-        }
+        name: {"name": "cnn1d", "view": list(view), "params": TINY_TEACHER,
+               "run_dir": str(teacher_run_for(config, ws, view))}  # fmt: skip
+        for name, view in example.teachers.items()
     }
-    params = {
-        "none": {},
-        "kd": {"alpha": 0.5},
-        "iekd": {"ae_epochs": 1},
-        "iedml": {"peer": {"name": "cnn1d", "view": ["acc", "gyro"], "params": TINY_TEACHER}},
-        "sk": {"pairs": [["final", "final"], ["embedding", "embedding"]]},
-    }[method]
-    extra = {"distill": {"method": method, "params": params}}
-    if method in ("kd", "iekd", "sk"):
-        extra["teachers"] = teachers
-    cfg = small_run_config(method, tmp_path, **extra)
-    teacher_digest = _digest(tiny_teacher_run)
-    result = fit(cfg, ws=hapt_quick_small, run_dir=tmp_path / "run", progress=False)
-    f1 = result.metrics["test"]["macro_f1"]
-    assert 0.0 <= f1 <= 1.0
-    assert _digest(tiny_teacher_run) == teacher_digest  # the teacher run is never written
-    assert (tmp_path / "run").is_dir()
+    cfg = small_run_config(
+        method,
+        tmp_path,
+        data=str(config),
+        model={"name": "tiny_xs", "view": list(example.student_view)},
+        distill={"method": method, "params": dict(example.params)},
+        teachers=teachers,
+        train={"epochs": 3, "batch_size": 128, "seed": 0, "patience": None, "threads": 1},
+    )
+    digests = {n: _digest(Path(t["run_dir"])) for n, t in teachers.items()}
+    result = fit(cfg, ws=ws, run_dir=tmp_path / "run", progress=False)
+    assert 0.0 <= result.metrics["test"]["macro_f1"] <= 1.0
+    assert {n: _digest(Path(t["run_dir"])) for n, t in teachers.items()} == digests
+    card = read_card(tmp_path / "run")
+    assert card.method == method and card.view == list(example.student_view)
+    assert card.label_names == ws.label_names
 
 
 def test_cli_names_missing_teacher_and_the_train_command(

@@ -1,6 +1,9 @@
-"""Method contracts on small models: parameters, gradients, frozen teachers, stages, saving."""
+"""Method contracts on small models, for every registered method on the example it declares:
+parameters, gradients, frozen teachers, stages, saving, and `harkd distill --list`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,89 +13,114 @@ from harkd.distill.base import (
     DistillContext,
     Distiller,
     FrozenTeacher,
+    MethodParams,
     ViewModel,
     build_distiller,
-    list_distillers,
+    distiller_classes,
 )
 from harkd.distill.losses import kd_kl
 from harkd.models import build_model
 
-GROUPS = {"acc": [0, 1, 2], "gyro": [3, 4, 5]}
+REPO = Path(__file__).resolve().parents[2]
+METHODS = distiller_classes()
+#: three channels for each channel group any registered method's example needs (acc first)
+NEEDED = set().union(*(c.example.groups() for c in METHODS.values()))
+GROUP_NAMES = ["acc", "gyro", *sorted(NEEDED - {"acc", "gyro"})]
+GROUPS = {g: [3 * i, 3 * i + 1, 3 * i + 2] for i, g in enumerate(GROUP_NAMES)}
+N_CHANNELS = 3 * len(GROUPS)
 CTX = DistillContext(num_classes=4, window=64, groups=GROUPS, label_names=list("abcd"))
 SMALL_TEACHER = {"widths": [8, 16], "kernel": 3}
-PEER = {"name": "cnn1d", "view": ["acc", "gyro"], "params": SMALL_TEACHER}
-#: method -> (params, needs a teacher)
-METHODS = {
-    "kd": ({}, True),
-    "sk": ({"pairs": [["final", "final"], ["embedding", "embedding"], ["stage1", "stage2"]]}, True),
-    "iekd": ({"ae_epochs": 1}, True),
-    "iekd_random_cosine": ({"split": "random", "distance": "cosine"}, True),
-    "iedml": ({"peer": PEER}, False),
+#: each registered method with its example's params, plus variants of some (case -> method, params)
+CASES = {name: (name, {}) for name in METHODS} | {
+    "iekd_random_cosine": ("iekd", {"split": "random", "distance": "cosine"}),
+    "sk_three_pairs": (
+        "sk",
+        {"pairs": [["final", "final"], ["embedding", "embedding"], ["stage1", "stage2"]]},
+    ),
 }
 
 
-def make(method: str, seed: int = 0) -> Distiller:
+def channels(view: tuple[str, ...] | list[str]) -> list[int]:
+    return [i for g in view for i in GROUPS[g]]
+
+
+def make(case: str, seed: int = 0, **params: object) -> Distiller:
+    """The method of `case` on its example: small cnn1d teachers on the example's views."""
     torch.manual_seed(seed)
-    params, needs_teacher = METHODS[method]
-    student = ViewModel(build_model("tiny_xs", 3, 4, 64), GROUPS["acc"])
-    teachers = {}
-    if needs_teacher:
-        teachers["t"] = FrozenTeacher(
-            build_model("cnn1d", 6, 4, 64, **SMALL_TEACHER), [0, 1, 2, 3, 4, 5]
-        )
-    return build_distiller(method.split("_")[0], student, teachers, CTX, params)
+    method, variant = CASES[case]
+    example = METHODS[method].example
+    view = channels(example.student_view)
+    student = ViewModel(build_model("tiny_xs", len(view), 4, 64), view)
+    teachers = {
+        name: FrozenTeacher(build_model("cnn1d", 3 * len(v), 4, 64, **SMALL_TEACHER), channels(v))
+        for name, v in example.teachers.items()
+    }
+    return build_distiller(method, student, teachers, CTX, {**example.params, **variant, **params})
 
 
 def batch(seed: int = 0, n: int = 12) -> Batch:
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 6, 64, generator=g)
+    x = torch.randn(n, N_CHANNELS, 64, generator=g)
     y = torch.randint(0, 4, (n,), generator=g)
     y_soft = torch.nn.functional.one_hot(y, 4).float()
     return Batch(x=x, y=y, y_soft=y_soft)
 
 
-def test_every_method_is_registered() -> None:
-    assert {"kd", "iekd", "iedml", "sk"} <= set(list_distillers())
+def test_the_registered_methods() -> None:
+    assert {"none", "kd", "iekd", "iedml", "sk", "pskd"} <= set(METHODS)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_each_method_declares_its_contract(method: str) -> None:
+    cls = METHODS[method]
+    assert cls.method == method and issubclass(cls.params_model, MethodParams)
+    assert cls.description() and cls.description() != Distiller.description()
+    low, high = cls.teacher_count
+    assert high is None or low <= high
+    assert low <= len(cls.example.teachers) and (high is None or len(cls.example.teachers) <= high)
+    assert cls.check_config(cls.example.params, list(cls.example.teachers)) == make(method).params
 
 
 @pytest.mark.parametrize(
     ("method", "params", "bad"),
     [
-        ("kd", {"alpah": 0.5}, "alpah"),
+        ("kd", {"alpah": 0.5}, "unknown parameter 'alpah'"),
         ("sk", {"pairs": [["final", "nope"]]}, "nope"),
-        ("iekd", {"distance": "l3"}, "distance"),
+        ("iekd", {"distance": "l3"}, "distance: Input should be 'l1' or 'cosine'"),
         ("kd", {"teacher": "other"}, "other"),
+        ("pskd", {"alpha": 2}, "alpha: Input should be less than or equal to 1"),
     ],
 )
-def test_bad_params_are_named(method: str, params: dict, bad: str) -> None:
-    student = ViewModel(build_model("tiny_xs", 3, 4, 64), GROUPS["acc"])
-    teacher = FrozenTeacher(build_model("cnn1d", 6, 4, 64, **SMALL_TEACHER), list(range(6)))
-    with pytest.raises((ValueError, KeyError)) as err:
-        build_distiller(method, student, {"t": teacher}, CTX, params)
-    assert bad in str(err.value)
-    if bad == "alpah":
-        assert "alpha" in str(err.value) and "temperature" in str(err.value)  # allowed keys listed
+def test_bad_params_are_named_in_one_line(method: str, params: dict, bad: str) -> None:
+    with pytest.raises(ValueError) as err:
+        make(method, **params)
+    assert bad in str(err.value) and "\n" not in str(err.value)
+    if bad.startswith("unknown"):
+        assert "(allowed: alpha, temperature, teacher)" in str(err.value)
 
 
-def test_iedml_refuses_teachers() -> None:
+def test_teacher_counts_are_checked_by_the_base() -> None:
     student = ViewModel(build_model("tiny_xs", 3, 4, 64), GROUPS["acc"])
     teacher = FrozenTeacher(build_model("cnn1d", 6, 4, 64, **SMALL_TEACHER), list(range(6)))
-    with pytest.raises(ValueError, match="takes no teachers"):
-        build_distiller("iedml", student, {"t": teacher}, CTX, {"peer": PEER})
+    with pytest.raises(ValueError, match="method 'iedml' takes no teachers; remove teachers"):
+        build_distiller("iedml", student, {"t": teacher}, CTX, METHODS["iedml"].example.params)
+    with pytest.raises(ValueError, match="method 'pskd' needs at least 1 teacher"):
+        build_distiller("pskd", student, {}, CTX, {})
+    assert not build_distiller("none", student, {"t": teacher}, CTX, {}).teachers  # unused
 
 
 def _grads(module: torch.nn.Module) -> list[torch.Tensor | None]:
     return [p.grad for p in module.parameters()]
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(CASES))
 def test_gradients_reach_student_and_method_modules_never_teacher(method: str) -> None:
     d = make(method)
     stage = d.stages()[-1].name
     d.set_stage(stage)
     d.train()
     logits, losses = d.forward_train(batch(), epoch=0)
-    assert logits.shape == (12, 4)
+    assert logits.shape == (12, 4) and losses
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     trainable = {id(p) for p in d.trainable_parameters()}
@@ -128,7 +156,7 @@ def test_iekd_stage_one_trains_only_the_teacher_autoencoder() -> None:
     assert all(g is None for g in _grads(d.student))
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(CASES))
 def test_frozen_teacher_unchanged_after_steps(method: str) -> None:
     d = make(method)
     before = {k: v.clone() for t in d.teachers.values() for k, v in t.state_dict().items()}
@@ -199,11 +227,35 @@ def test_iedml_mutual_kl_terms_target_the_other_network_detached() -> None:
     losses["dml"].backward()  # the student's KL: the peer's distribution is a fixed target
     assert all(g is not None for g in _grads(d.student.model.head))
     assert all(g is None for g in _grads(d.peer))
-    off = build_distiller(
-        "iedml",
-        ViewModel(build_model("tiny_xs", 3, 4, 64), GROUPS["acc"]),
-        {},
-        CTX,
-        {"peer": PEER, "lambda_dml": 0.0},
-    )
+    off = make("iedml", lambda_dml=0.0)
     assert off.forward_train(batch(), 0)[1]["dml"].item() == 0.0
+
+
+def test_distill_list_prints_every_method_and_its_params(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harkd.cli import main
+
+    assert main(["distill", "--list"]) == 0
+    out = capsys.readouterr().out
+    blocks = {line.split()[0]: line for line in out.splitlines() if not line.startswith(" ")}
+    assert set(blocks) == set(METHODS)
+    for name, cls in METHODS.items():
+        assert cls.description() in blocks[name]
+    assert "[no teachers]" in blocks["iedml"] and "[1+ teacher(s)]" in blocks["kd"]
+    assert "    alpha: float = 0.5  weight of the KL term (CE gets 1 - alpha)" in out
+    assert "    peer: ModelConfig = required  the peer network" in out
+    assert "    pairs: list[tuple[str, str]] = [('final', 'final')]" in out
+
+
+def test_every_method_has_a_shipped_config_whose_params_it_accepts() -> None:
+    from harkd.config import load_run_config
+    from harkd.train.assemble import check_method
+
+    configs = sorted((REPO / "configs" / "distill").glob("*.yaml"))
+    used = set()
+    for path in configs:
+        cfg = load_run_config(path)
+        check_method(cfg)  # method, params and number of teachers
+        used.add(cfg.distill.method)
+    assert used == set(METHODS)

@@ -10,6 +10,7 @@ import pytest
 
 from harkd.cli import main
 from harkd.config import load_run_config
+from harkd.train.runcard import read_card
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {
@@ -63,4 +64,8 @@ def test_harkd_distill_pskd_on_synthetic_pairs(
     metrics = json.loads((tmp_path / "pskd" / "metrics.json").read_text())
     assert 0.0 <= metrics["metrics"]["test"]["macro_f1"] <= 1.0
     assert [sorted(h["losses"]) for h in metrics["history"]] == [["acs", "ce"]] * 3
-    assert (tmp_path / "pskd" / "model.json").is_file()
+    card = read_card(tmp_path / "pskd")
+    assert (card.method, card.view, card.channels) == ("pskd", ["acc"], ["acc_x", "acc_y", "acc_z"])
+    assert card.split_subjects.test == ["5"] and card.label_names == read_card(
+        tmp_path / "skeleton"
+    ).label_names

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harkd.cli import main
-from harkd.deploy.compare import run_macro_f1
+from harkd.report.cost import run_macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "configs" / "data" / "hapt-quick.yaml"
@@ -43,13 +43,37 @@ def test_train_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     got = json.loads(report.read_text())
     assert got["test"]["confusion"] == stored["confusion"]
 
-    # the full protocol's test subjects include training subjects of this run: it says so
-    other = ["subjects=[1, 2, 6, 9]", "split.test_subjects=[2, 6]", "split.val_subjects=[9]"]
+    # a protocol of other test subjects gives the same windows of subject 2
+    other = ["subjects=[1, 2, 3, 4, 5, 6, 7, 8]", "split.test_subjects=[2]",
+             "split.val_subjects=[3, 5]"]  # fmt: skip
     rc = main(["evaluate", str(run), "--data", str(DATA), *other, "--cache-dir", cache])
-    assert rc == 0
-    assert "test subjects ['6'] were in the run's training/validation" in capsys.readouterr().err
+    assert rc == 0 and "test: " in capsys.readouterr().out
 
 
 def test_evaluate_names_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path / "nope"), "--data", str(DATA)]) == 2
-    assert "model.json: not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("harkd evaluate: ") and "nope/model.json: not found" in err
+
+
+def test_train_and_distill_name_the_missing_teachers_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-teacher"
+    config = str(REPO / "configs" / "distill" / "kd.yaml")
+    for command in ("train", "distill"):
+        assert main([command, config, f"teachers.cnn1d.run_dir={missing}"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"harkd {command}: {config}: cannot train yet")
+        assert f"run directory '{missing}' not found" in err
+        assert "harkd train" in err and "model.name=cnn1d" in err and f"name={missing.name}" in err
+    assert main(["train", config, "distill.params.alpah=1", "teachers={}"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'alpah' (allowed: alpha, temperature, teacher)" in err
+    assert err.count("\n") == 1
+
+
+def test_a_config_file_that_does_not_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["distill", "nope.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harkd distill: nope.yaml") and err.count("\n") == 1

@@ -1,6 +1,6 @@
 """`fit` on the small real HAPT subset: it learns, repeats bit for bit, resumes to the same
 weights (also across the stages of a multi-stage method), reuses finished runs, and writes a
-run directory that `load_run_model` and `harkd evaluate` read back."""
+run directory whose model and run card `load_run_model` reads back."""
 
 from __future__ import annotations
 
@@ -79,15 +79,23 @@ def test_saved_model_reproduces_the_reported_test_metrics(
 ) -> None:
     from harkd.data import Normalizer
 
-    model, meta = load_run_model(trained)
+    model, card = load_run_model(trained)
     assert not model.training
-    assert meta["view"] == ["acc"] and meta["channel_indices"] == [0, 1, 2]
-    assert meta["in_channels"] == 3 and meta["num_classes"] == 6 and meta["window"] == 128
-    norm = Normalizer(meta["norm"]["mean"], meta["norm"]["std"])
-    got = evaluate(model, hapt_quick_small, "test", norm, channels=meta["channel_indices"])
-    stored = json.loads((trained / "metrics.json").read_text())["metrics"]["test"]
-    assert got["confusion"] == stored["confusion"]
-    assert got["macro_f1"] == pytest.approx(stored["macro_f1"])
+    assert card.view == ["acc"] and card.channel_indices == [0, 1, 2]
+    assert card.input_shape == (3, 128) and card.num_classes == 6
+    assert card.channels == ["acc_x", "acc_y", "acc_z"] and card.rate_hz == 50.0
+    assert card.label_names == hapt_quick_small.label_names
+    assert card.split_subjects.test == ["2", "4"] and card.split_subjects.seen() == {
+        "1", "3", "5", "6", "7", "8"
+    }  # fmt: skip
+    norm = Normalizer(card.norm.mean, card.norm.std)
+    got = evaluate(model, hapt_quick_small, "test", norm, channels=card.channel_indices)
+    stored = json.loads((trained / "metrics.json").read_text())
+    assert got["confusion"] == stored["metrics"]["test"]["confusion"]
+    assert got["macro_f1"] == pytest.approx(stored["metrics"]["test"]["macro_f1"])
+    assert card.metrics["test"].macro_f1 == stored["metrics"]["test"]["macro_f1"]
+    assert card.best_epoch == stored["best_epoch"] and card.n_params == stored["n_params"]
+    assert card.config_hash == stored["config_hash"] and card.method == "none"
 
 
 def test_same_seed_twice_is_bit_identical(
@@ -155,8 +163,8 @@ def test_resume_after_interruption_gives_the_same_final_weights(
 class TwoStage(Distiller):
     """A test method: a warm-up stage (no selection) training an extra scale, then CE."""
 
-    def __init__(self, student, teachers, context, **params) -> None:  # noqa: ANN001
-        super().__init__(student, teachers, context)
+    def __init__(self, student, teachers, context, params) -> None:  # noqa: ANN001
+        super().__init__(student, teachers, context, params)
         self.scale = torch.nn.Parameter(torch.ones(()))
 
     def stages(self) -> list[Stage]:
@@ -206,3 +214,16 @@ def test_class_weights_and_a_changed_config_start_over(
     assert not result.from_cache
     assert "starting over" in capsys.readouterr().err
     assert json.loads((run / "metrics.json").read_text())["config_hash"] == result.config_hash
+
+
+def test_a_finished_run_with_an_older_card_is_trained_again(
+    hapt_quick_small: WindowSet, tmp_path: Path
+) -> None:
+    run = tmp_path / "r"
+    fit(config(tmp_path, epochs=1), ws=hapt_quick_small, run_dir=run, progress=False)
+    card = json.loads((run / "model.json").read_text())
+    del card["format_version"]  # as written before run cards had a format
+    (run / "model.json").write_text(json.dumps(card))
+    again = fit(config(tmp_path, epochs=1), ws=hapt_quick_small, run_dir=run, progress=False)
+    assert not again.from_cache
+    assert json.loads((run / "model.json").read_text())["format_version"] == 1

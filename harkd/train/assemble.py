@@ -1,0 +1,214 @@
+"""Assembling a run: everything `fit` trains and scores, built from a run config and its data.
+
+`assemble(cfg, ws)` sets the torch threads, seeds every RNG with `train.seed`, then builds, in
+this order (the order the seeded RNG is drawn in, so a config always starts from the same
+weights): the model on its view, the frozen teachers from their run directories (each card
+checked against the config and, by `check_compatible`, against the data), the Distiller, the
+augmentation policy, the training batches and the validation windows that select the model.
+
+`BatchSource` is the one place a training `Batch` is put together (loader, augmentation,
+class weights); a method that also needs unlabelled windows would get a second loader here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data_prep.windowset import WindowSet
+from harkd.config import ConfigError, RunConfig, TeacherConfig
+from harkd.data import Normalizer, WindowLoader, make_loader, view_channels
+from harkd.distill.base import (
+    Batch,
+    DistillContext,
+    Distiller,
+    FrozenTeacher,
+    ViewModel,
+    build_distiller,
+    distiller_class,
+)
+from harkd.models.base import build_model
+from harkd.train.checkpoint import load_run_model
+from harkd.train.compat import check_compatible
+from harkd.train.runcard import RunCard, read_card
+from harkd.train.seeding import seed_everything
+
+#: offset of the augmentation generator's seed from `train.seed`
+AUGMENT_SEED_OFFSET = 0x5EED
+#: an augmentation policy: (x, y_soft, generator) -> (x, y_soft)
+Policy = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+
+
+class BatchSource:
+    """The training batches of a run, epoch by epoch.
+
+    Each batch of the train split's loader (normalised windows, every channel) becomes a
+    `Batch`: labels one-hot as `y_soft`, then the augmentation policy with this source's own
+    seeded generator (the teachers get the clean windows with `teacher_input: clean`), then
+    the class weights scale the columns of `y_soft` (which makes every cross-entropy against
+    it the class-weighted one).
+    """
+
+    def __init__(
+        self,
+        loader: WindowLoader,
+        num_classes: int,
+        policy: Policy | None,
+        clean_teacher_input: bool,
+        class_weights: torch.Tensor | None,
+        seed: int,
+    ) -> None:
+        self.loader, self.num_classes, self.policy = loader, num_classes, policy
+        self.clean_teacher_input, self.class_weights = clean_teacher_input, class_weights
+        self.generator = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return len(self.loader)
+
+    @property
+    def n_windows(self) -> int:
+        return self.loader.n_windows
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """The batches of `epoch` (their order depends only on the seed and the epoch)."""
+        self.loader.set_epoch(epoch)
+        for x, y in self.loader:
+            yield self.batch(x, y)
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
+        y_soft = F.one_hot(y, self.num_classes).float()
+        x_teacher = None
+        if self.policy is not None:
+            clean = x
+            x, y_soft = self.policy(x, y_soft, self.generator)
+            y = y_soft.argmax(dim=1)
+            if self.clean_teacher_input:
+                x_teacher = clean
+        if self.class_weights is not None:
+            y_soft = y_soft * self.class_weights
+        return Batch(x=x, y=y, y_soft=y_soft, x_teacher=x_teacher)
+
+
+@dataclass
+class Run:
+    """An assembled run: what `fit` trains (the Distiller) and the data it reads."""
+
+    cfg: RunConfig
+    ws: WindowSet
+    channels: list[int]  # the trained model's view, as channel indices of `ws`
+    distiller: Distiller
+    normalizer: Normalizer  # training-split statistics of every channel
+    batches: BatchSource
+    val_x: torch.Tensor  # normalised validation windows (model selection)
+    val_y: np.ndarray
+
+
+def assemble(cfg: RunConfig, ws: WindowSet) -> Run:
+    """Build the run of `cfg` on `ws` (module docstring); config problems are `ConfigError`s."""
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed)
+    window = int(ws.X.shape[-1])
+    channels = view_channels(ws, cfg.model.view)
+    try:
+        model = build_model(
+            cfg.model.name, len(channels), ws.num_classes, window, **cfg.model.params
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"model: {err.args[0] if err.args else err}") from None
+    context = DistillContext(ws.num_classes, window, ws.groups, ws.label_names)
+    teachers = load_teachers(cfg, ws)
+    try:
+        distiller = build_distiller(
+            cfg.distill.method, ViewModel(model, channels), teachers, context, cfg.distill.params
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"distill: {err.args[0] if err.args else err}") from None
+    normalizer = Normalizer.from_windowset(ws)
+    loader = make_loader(
+        ws, "train", tc.batch_size, shuffle=True, seed=tc.seed, normalizer=normalizer
+    )
+    batches = BatchSource(
+        loader,
+        ws.num_classes,
+        augmentation_policy(cfg, ws),
+        cfg.augment.teacher_input == "clean",
+        class_weights(ws) if tc.class_weights else None,
+        tc.seed,
+    )
+    val = ws.mask("val")
+    if not val.any():
+        raise ValueError("the validation split is empty: model selection needs it")
+    return Run(cfg, ws, channels, distiller, normalizer, batches, normalizer(ws.X[val]), ws.y[val])
+
+
+def check_method(cfg: RunConfig) -> None:
+    """Refuse an unknown method, bad `distill.params` or a wrong number of teachers before
+    any data is prepared (`assemble` builds the method, which checks the same)."""
+    try:
+        distiller_class(cfg.distill.method).check_config(cfg.distill.params, list(cfg.teachers))
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"distill: {err.args[0]}") from None
+
+
+def augmentation_policy(cfg: RunConfig, ws: WindowSet) -> Policy | None:
+    """The policy `augment.policy` names, or None for "none"."""
+    if cfg.augment.policy == "none":
+        return None
+    from harkd.augment.policies import build_policy
+
+    try:
+        return build_policy(cfg.augment.policy, ws.groups, ws.meta["norm"])
+    except KeyError as err:
+        raise ConfigError(f"augment.policy: {err.args[0]}") from None
+
+
+def class_weights(ws: WindowSet) -> torch.Tensor:
+    """n / (K * n_k) on the training split (mean weight 1 over training windows)."""
+    counts = np.bincount(ws.y[ws.mask("train")], minlength=ws.num_classes)
+    if (counts == 0).any():
+        missing = [ws.label_names[k] for k in np.flatnonzero(counts == 0)]
+        raise ValueError(f"train.class_weights: no training windows of classes {missing}")
+    return torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
+
+
+def teacher_cards(cfg: RunConfig) -> dict[str, RunCard]:
+    """The run card of every configured teacher, checked against its config entry."""
+    cards = {}
+    for name, t in cfg.teachers.items():
+        if t.run_dir is None:
+            raise ConfigError(
+                f"teachers.{name}.run_dir is not set: name a finished `harkd train` run"
+            )
+        cards[name] = _matches_config(name, t, read_card(t.run_dir))
+    return cards
+
+
+def load_teachers(cfg: RunConfig, ws: WindowSet) -> dict[str, FrozenTeacher]:
+    """Frozen teachers from their run directories, each checked against its config entry and,
+    by `check_compatible` (role "teacher"), against the data."""
+    teachers = {}
+    for name, card in teacher_cards(cfg).items():
+        t = cfg.teachers[name]
+        model, _ = load_run_model(t.run_dir)
+        where = f"teachers.{name} ({t.run_dir})"
+        channels = check_compatible(card, ws, "teacher", view=t.view, where=where)
+        teachers[name] = FrozenTeacher(model, channels)
+    return teachers
+
+
+def _matches_config(name: str, t: TeacherConfig, card: RunCard) -> RunCard:
+    where = f"teachers.{name} ({t.run_dir})"
+    if card.model != t.name:
+        raise ConfigError(f"{where}: the run trained {card.model!r}, the config says {t.name!r}")
+    if t.params and card.params != t.params:
+        raise ConfigError(f"{where}: the run used params {card.params}, the config {t.params}")
+    return card
