@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harkd.config import load_run_config  # noqa: E402
+from harkd.report.stats import MeanStd, format_mean_std, mean_std  # noqa: E402
+from harkd.report.tables import markdown_table  # noqa: E402
 
 METHODS = ["none", "kd", "iekd", "iedml", "sk"]
 TEACHER = "cnn1d"
@@ -161,23 +163,15 @@ def effective_augmentation(args: argparse.Namespace) -> str:
     return "; ".join(f"{', '.join(methods)}: {desc}" for desc, methods in seen.items())
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def report(seeds: list[int], teacher: dict, runs: dict[str, dict[int, dict]]) -> dict:
     table: dict[str, Any] = {}
     base = runs.get("none", {})
     t_f1 = teacher["test_macro_f1"]
     for method, per_seed in runs.items():
         f1 = [per_seed[s]["test_macro_f1"] for s in seeds]
-        m, sd = mean_std(f1)
-        vm, vsd = mean_std([per_seed[s]["val_macro_f1"] for s in seeds])
         row: dict[str, Any] = {
-            "test_macro_f1_mean": m,
-            "test_macro_f1_std": sd,
-            "val_macro_f1_mean": vm,
-            "val_macro_f1_std": vsd,
+            "test_macro_f1": mean_std(f1).to_dict(),
+            "val_macro_f1": mean_std([per_seed[s]["val_macro_f1"] for s in seeds]).to_dict(),
             "per_seed": f1,
         }
         for stage in per_seed[seeds[0]]["s_per_epoch"]:
@@ -186,10 +180,10 @@ def report(seeds: list[int], teacher: dict, runs: dict[str, dict[int, dict]]) ->
             )
         if base and method != "none":
             diffs = [per_seed[s]["test_macro_f1"] - base[s]["test_macro_f1"] for s in seeds]
-            dm, dsd = mean_std(diffs)
-            gap = t_f1 - mean_std([base[s]["test_macro_f1"] for s in seeds])[0]
-            row |= {"paired_diff_vs_none": diffs, "paired_diff_mean": dm, "paired_diff_std": dsd}
-            row["gap_closed"] = dm / gap if gap > 0 else None
+            diff = mean_std(diffs)
+            gap = t_f1 - mean_std([base[s]["test_macro_f1"] for s in seeds]).mean
+            row |= {"paired_diff_vs_none": diffs, "paired_diff": diff.to_dict()}
+            row["gap_closed"] = diff.mean / gap if gap > 0 else None
         table[method] = row
     return table
 
@@ -214,25 +208,24 @@ def write_markdown(path: Path, meta: dict, teacher: dict, table: dict, notes: Pa
         f"{teacher['test_macro_f1']:.4f}, val {teacher['val_macro_f1']:.4f}, "
         f"{teacher['s_per_epoch']['main']:.1f} s/epoch.",
         "",
-        "| method | test macro-F1 (mean ± std) | val macro-F1 | paired diff vs none "
-        "| gap closed | s/epoch |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
+    cells = []
     for method, r in table.items():
         diff = (
-            f"{100 * r['paired_diff_mean']:+.2f} ± {100 * r['paired_diff_std']:.2f} pts"
-            if "paired_diff_mean" in r
+            format_mean_std(mean_std([100 * d for d in r["paired_diff_vs_none"]]), 2, signed=True)
+            + " pts"
+            if "paired_diff_vs_none" in r
             else "-"
         )
         gap = f"{100 * r['gap_closed']:.0f}%" if r.get("gap_closed") is not None else "-"
         secs = f"{r['s_per_epoch_main']:.1f}"
         if "s_per_epoch_ae" in r:
             secs += f" (ae stage {r['s_per_epoch_ae']:.1f})"
-        lines.append(
-            f"| {method} | {r['test_macro_f1_mean']:.4f} ± {r['test_macro_f1_std']:.4f} "
-            f"| {r['val_macro_f1_mean']:.4f} ± {r['val_macro_f1_std']:.4f} | {diff} | {gap} "
-            f"| {secs} |"
-        )
+        cells.append((method, format_mean_std(MeanStd(**r["test_macro_f1"]), 4),
+                      format_mean_std(MeanStd(**r["val_macro_f1"]), 4), diff, gap, secs))
+    lines.append(markdown_table(("method", "test macro-F1 (mean ± std)", "val macro-F1",
+                                 "paired diff vs none", "gap closed", "s/epoch"),
+                                cells).rstrip("\n"))
     if meta["overrides"]:
         lines += ["", f"Overrides: `{' '.join(meta['overrides'])}`"]
     if notes.is_file():

@@ -32,18 +32,20 @@ from tqdm import tqdm
 
 from data_prep.config import load_data_config
 from data_prep.pipeline import prepare
-from harkd.deploy.compare import plot, row, run_macro_f1, write_table
 from harkd.deploy.export import check_export, export_onnx, logits_module
 from harkd.deploy.flops import deployed_cost
 from harkd.deploy.latency import benchmark, machine_info, node_costs, profile_nodes
 from harkd.deploy.quantize import calibration_windows, compare_int8, quantize_onnx
 from harkd.deploy.streaming import stream, test_recording
 from harkd.models import build_model, list_models
+from harkd.report.cost import row, write_table
+from harkd.report.plots import f1_latency
+from harkd.train.runcard import read_card
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO / "configs" / "data" / "hapt-quick.yaml"
-#: model -> channel groups it sees (ARCHITECTURE.md 4: student acc, teachers/peers acc+gyro)
+#: model -> channel groups it sees (docs/architecture.md 15: student acc, teachers/peers acc+gyro)
 MODELS = {
     "tiny": ["acc"],
     "cnn1d": ["acc", "gyro"],
@@ -64,12 +66,11 @@ def finished_runs(runs_dir: Path) -> dict[str, tuple[Path, float]]:
     under `runs_dir` of each model of `MODELS` on the view it is timed on. The mean, not the
     best: picking the run with the highest test score would select on the test split."""
     found: dict[str, list[tuple[Path, float]]] = {}
-    for sidecar in sorted(runs_dir.glob("**/model.json")) if runs_dir.is_dir() else []:
-        f1 = run_macro_f1(sidecar.parent)
-        meta = json.loads(sidecar.read_text())
-        name = meta.get("model")
-        if f1 is not None and name in MODELS and meta.get("view") == MODELS[name]:
-            found.setdefault(name, []).append((sidecar.parent, f1))
+    for card_file in sorted(runs_dir.glob("**/model.json")) if runs_dir.is_dir() else []:
+        card = read_card(card_file.parent)
+        f1 = card.metrics["test"].macro_f1
+        if card.model in MODELS and card.view == MODELS[card.model]:
+            found.setdefault(card.model, []).append((card_file.parent, f1))
     return {n: (runs[0][0], sum(f for _, f in runs) / len(runs)) for n, runs in found.items()}
 
 
@@ -92,7 +93,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     write_table(rows, args.out.with_suffix(".md"), args.out.with_suffix(".csv"))
-    plot(rows, args.out.with_suffix(".png"))
+    f1_latency(rows, args.out.with_suffix(".png"))
     report(results)
     return 0
 
@@ -138,8 +139,8 @@ def tiny_detail(path: Path, model: torch.nn.Module, norm: Any, ws: Any, idx: lis
     if "tiny" in runs:  # int8 accuracy needs trained weights: use the finished run
         from harkd.train.checkpoint import load_run_model
 
-        model, meta = load_run_model(runs["tiny"][0])
-        norm = (meta["norm"]["mean"], meta["norm"]["std"])
+        model, card = load_run_model(runs["tiny"][0])
+        norm = (card.norm.mean, card.norm.std)
         path = export_onnx(model, path.with_name("tiny_trained.onnx"), len(idx), window,
                            {"harkd.model": "tiny", "harkd.channel_indices": idx}, norm)
         weights = str(runs["tiny"][0])
@@ -149,7 +150,7 @@ def tiny_detail(path: Path, model: torch.nn.Module, norm: Any, ws: Any, idx: lis
         q = quantize_onnx(path, path.with_name(f"tiny.{fmt}.onnx"),
                           calibration_windows(x[train], 512), fmt)
         out["int8"][fmt] = {
-            "compare": compare_int8(path, q, x[test], ws.y[test], ws.num_classes).to_dict(),
+            "compare": compare_int8(path, q, x[test], ws.y[test]).to_dict(),
             "latency": benchmark(q, runs=3000, warmup=300, batch=256),
         }
     signals, rate, source = test_recording(load_data_config(DATA))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harkd.config import RunConfig, load_run_config, load_yaml  # noqa: E402
+from harkd.report.stats import MeanStd, format_mean_std, mean_std  # noqa: E402
+from harkd.report.tables import markdown_table  # noqa: E402
 
 DATA = REPO / "configs" / "data" / "synth-paired.yaml"
 TRAIN = REPO / "configs" / "train"
@@ -61,13 +62,6 @@ def run(cfg: RunConfig, run_dir: Path, cache: Path) -> dict[str, Any]:
         "s_per_epoch": r.timings["s_per_epoch"],
         "wall_s": time.perf_counter() - t0,
         "run_dir": str(run_dir),
-    }
-
-
-def mean_std(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
     }
 
 
@@ -139,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         f1 = [per_seed[m][s]["test_macro_f1"] for s in args.seeds]
         diffs = [a - b for a, b in zip(f1, base, strict=True)]
         summary[m] = {
-            "test_macro_f1": mean_std(f1),
-            "val_macro_f1": mean_std([per_seed[m][s]["val_macro_f1"] for s in args.seeds]),
-            "diff_vs_student": {**mean_std(diffs), "per_seed": diffs},
+            "test_macro_f1": mean_std(f1).to_dict(),
+            "val_macro_f1": mean_std([per_seed[m][s]["val_macro_f1"] for s in args.seeds])
+            .to_dict(),
+            "diff_vs_student": {**mean_std(diffs).to_dict(), "per_seed": diffs},
         }
     result = {
         "data": LABEL,
@@ -169,24 +164,22 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"{r['protocol']}. Seeds {r['seeds']}. `{r['command']}`",
         "",
-        "| teacher | val macro-F1 | test macro-F1 |",
-        "| --- | --- | --- |",
+        markdown_table(
+            ("teacher", "val macro-F1", "test macro-F1"),
+            [(name, f"{t['val_macro_f1']:.4f}", f"{t['test_macro_f1']:.4f}")
+             for name, t in r["teachers"].items()],
+        ),
+        markdown_table(
+            ("acc-only tiny student", "test macro-F1 (mean ± std)", "paired diff vs alone",
+             "per seed"),
+            [(m, format_mean_std(MeanStd(**s["test_macro_f1"]), 4),
+              format_mean_std(MeanStd(*(s["diff_vs_student"][k] for k in ("mean", "std", "n"))),
+                              4, signed=True),
+              ", ".join(f"{x:+.4f}" for x in s["diff_vs_student"]["per_seed"]))
+             for m, s in r["summary"].items()],
+        ),
     ]
-    for name, t in r["teachers"].items():
-        lines.append(f"| {name} | {t['val_macro_f1']:.4f} | {t['test_macro_f1']:.4f} |")
-    lines += [
-        "",
-        "| acc-only tiny student | test macro-F1 (mean ± std) | paired diff vs alone | per seed |",
-        "| --- | --- | --- | --- |",
-    ]
-    for m, s in r["summary"].items():
-        f1, d = s["test_macro_f1"], s["diff_vs_student"]
-        per = ", ".join(f"{x:+.4f}" for x in d["per_seed"])
-        lines.append(
-            f"| {m} | {f1['mean']:.4f} ± {f1['std']:.4f} "
-            f"| {d['mean']:+.4f} ± {d['std']:.4f} | {per} |"
-        )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 2. Table: acc+gyro teachers, acc-only students without distillation, and the peers on acc+gyro
    and on acc only, each trained by `fit` from configs/train/*.yaml (method `none`) for
    `--seeds`: test macro-F1 mean ± std (model selection on validation macro-F1 only), accuracy,
-   parameters, MACs (`harkd.deploy.flops.count_macs`). These are the baselines every
+   parameters, MACs (`harkd.deploy.flops.graph_macs`). These are the baselines every
    distillation result is compared with.
 
     python benchmarks/bench_train.py                       # 30 epochs, seeds 0 1 2
@@ -125,6 +125,7 @@ def epochs_for(items: list[str]) -> list[tuple[str, int]]:
 def train_row(args: argparse.Namespace, ws: Any, row: tuple) -> dict[str, Any]:
     from harkd.config import load_run_config
     from harkd.deploy.flops import deployed_cost
+    from harkd.report.stats import mean_std
     from harkd.train.checkpoint import load_run_model
     from harkd.train.loop import fit
 
@@ -142,7 +143,7 @@ def train_row(args: argparse.Namespace, ws: Any, row: tuple) -> dict[str, Any]:
         r = fit(cfg, ws=ws, progress=False)
         per_seed.append(r)
         print(f"  {label} seed {seed}: {r.summary()}", flush=True)
-    m, meta = load_run_model(per_seed[0].run_dir)
+    m, card = load_run_model(per_seed[0].run_dir)
     f1 = [r.metrics["test"]["macro_f1"] for r in per_seed]
     acc = [r.metrics["test"]["accuracy"] for r in per_seed]
     return {
@@ -152,10 +153,9 @@ def train_row(args: argparse.Namespace, ws: Any, row: tuple) -> dict[str, Any]:
         "view": view,
         "epochs": epochs,
         "patience": patience,
-        **deployed_cost(m, (1, meta["in_channels"], meta["window"])),
+        **deployed_cost(m, (1, *card.input_shape)),
         "test_macro_f1": f1,
-        "test_macro_f1_mean": statistics.fmean(f1),
-        "test_macro_f1_std": statistics.stdev(f1) if len(f1) > 1 else 0.0,
+        "test_macro_f1_mean_std": mean_std(f1).to_dict(),
         "test_accuracy_mean": statistics.fmean(acc),
         "val_macro_f1": [r.metrics["val"]["macro_f1"] for r in per_seed],
         "test_ece_mean": statistics.fmean(r.metrics["test"]["ece"] for r in per_seed),
@@ -166,6 +166,8 @@ def train_row(args: argparse.Namespace, ws: Any, row: tuple) -> dict[str, Any]:
 
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
+    from harkd.report.stats import MeanStd, format_mean_std
+
     m = result["meta"]
     lines = [
         "# Training baselines on hapt-quick (method `none`)",
@@ -183,7 +185,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         ]
         for r in result["table"]:
             lines.append(
-                f"| {r['label']} | {r['test_macro_f1_mean']:.4f} ± {r['test_macro_f1_std']:.4f} "
+                f"| {r['label']} | {format_mean_std(MeanStd(**r['test_macro_f1_mean_std']), 4)} "
                 f"| {r['test_accuracy_mean']:.4f} | {r['params']:,} | {r['macs']:,} "
                 f"| {r['epochs']} | {r['s_per_epoch']:.1f} |"
             )

@@ -5,7 +5,7 @@ where no paired data ships with the project. Everything it produces is synthetic
 labelled so wherever it is reported.
 
 Model: a 20-joint kinematic tree (the Kinect v1 joint set in UTD-MHAD's order,
-`data_prep.readers.utd_mhad.KINECT_V1_JOINTS`) with per-subject height, arm, leg and shoulder
+`data_prep.skeleton_topology.KINECT_V1_JOINTS`) with per-subject height, arm, leg and shoulder
 proportions, tempo and amplitude. Body frame: x to the subject's left, y up, z forward (right
 handed; gravity is -y). Every joint j has a rotation L_j = Rz(γ) Ry(β) Rx(α) relative to its
 parent; G_j = G_parent L_j and a child c sits at p_j + G_j @ offset_c (rest pose: upright, arms
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_prep.readers.utd_mhad import KINECT_V1_JOINTS, KINECT_V1_PARENTS
+from data_prep.skeleton_topology import KINECT_V1_JOINTS, KINECT_V1_PARENTS
 
 G0 = 9.80665  # standard gravity, m/s^2
 GRAVITY = np.array([0.0, -G0, 0.0])

@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harkd.config import ConfigError
+from harkd.shipped import config_file
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="+", type=Path, help=".onnx files or run directories")
@@ -34,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harkd.deploy.latency import InputShapeError, ModelFileError
+    from harkd.deploy.session import InputShapeError, ModelFileError
 
     shape = None
     if args.shape is not None:
@@ -50,19 +53,20 @@ def run(args: argparse.Namespace) -> int:
             res = bench_target(target, args, shape)
             print(describe(res))
             results.append(res)
-    except (ModelFileError, InputShapeError, OSError, KeyError, RuntimeError) as err:
+    except (ModelFileError, InputShapeError, ConfigError, OSError, KeyError, RuntimeError) as err:
         print(f"harkd bench: {err}", file=sys.stderr)
         return 1
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
     if args.plot is not None:
-        from harkd.deploy.compare import plot, row, write_table
+        from harkd.report.cost import row, write_table
+        from harkd.report.plots import f1_latency
 
         rows = [row(r["name"], r, r.get("model", ""), r.get("role", ""), r.get("macro_f1"),
                     r.get("params")) for r in results]
         write_table(rows, args.plot.with_suffix(".md"), args.plot.with_suffix(".csv"))
-        plot(rows, args.plot)
+        f1_latency(rows, args.plot)
     return 0
 
 
@@ -75,24 +79,22 @@ def bench_target(target: Path, args: argparse.Namespace, shape: list[int] | None
     path = target
     if target.is_dir():
         from harkd.deploy import flops
-        from harkd.deploy.compare import run_macro_f1
         from harkd.deploy.export import export_run, logits_module, run_normalization
         from harkd.models import list_models
         from harkd.train.checkpoint import load_run_model
 
         path = target / "model.onnx"
         if not path.is_file():
-            export_run(target, data_cfg=args.data)
-        model, meta = load_run_model(target)
-        module = logits_module(model, run_normalization(meta))
-        cost = flops.deployed_cost(model, (1, meta["in_channels"], meta["window"]))
+            export_run(target, data_cfg=None if args.data is None else config_file(args.data))
+        model, card = load_run_model(target)
+        module = logits_module(model, run_normalization(card))
+        cost = flops.deployed_cost(model, (1, *card.input_shape))
         info.update(
-            model=meta["model"],
-            role=list_models().get(meta["model"], ""),
+            model=card.model,
+            role=list_models().get(card.model, ""),
             params=cost["params"],
             train_params=cost["train_params"],
-            macs_module=cost["macs"],
-            macro_f1=run_macro_f1(target),
+            macro_f1=card.metrics["test"].macro_f1,
         )
     res = benchmark(path, args.threads, args.runs, args.warmup, args.batch, shape, module)
     res.update(info)
@@ -106,7 +108,7 @@ def stream_target(path: Path, target: Path, args: argparse.Namespace) -> dict[st
     from harkd.deploy.streaming import stream, test_recording
 
     if args.data is not None:
-        cfg = load_data_config(args.data)
+        cfg = load_data_config(config_file(args.data))
     elif target.is_dir() and (target / "config.yaml").is_file():
         from harkd.config import load_run_config
         from harkd.data import data_config
@@ -114,6 +116,13 @@ def stream_target(path: Path, target: Path, args: argparse.Namespace) -> dict[st
         cfg = data_config(load_run_config(target / "config.yaml"))
     else:
         raise KeyError(f"{target}: --stream needs a data protocol; give --data CONFIG")
+    if target.is_dir():  # the run's model must fit the protocol it streams
+        from data_prep.pipeline import prepare
+        from harkd.train.compat import check_compatible
+        from harkd.train.runcard import read_card
+
+        check_compatible(read_card(target), prepare(cfg, progress=False), "evaluate",
+                         where=str(target))  # fmt: skip
     signals, rate, source = test_recording(cfg)
     out = stream(path, signals, rate, args.hop, threads=args.threads).to_dict()
     out["recording"] = source
@@ -127,7 +136,7 @@ def describe(res: dict[str, Any]) -> str:
     lines = [
         f"{res['name']}: {res['file']} ({res['file_bytes']} B, input {res['input']}, "
         f"{res.get('params', res['initializer_elements'])} params, "
-        f"{res.get('macs_module', res['macs']['total'])} MACs, {res['threads']} thread(s))",
+        f"{res['macs']['total']} MACs, {res['threads']} thread(s))",
         f"  batch 1   p50 {m['p50_us']:.1f} p90 {m['p90_us']:.1f} p99 {m['p99_us']:.1f} "
         f"mean {m['mean_us']:.1f} us  | floor p50 {f['p50_us']:.1f} us | x floor p50 "
         f"{x['p50']:.2f} p90 {x['p90']:.2f} p99 {x['p99']:.2f} mean {x['mean']:.2f}",

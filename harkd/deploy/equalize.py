@@ -9,8 +9,8 @@ absolute weight ranges of channel i in the two layers, both ranges become sqrt(r
 every channel of a layer then spans a similar range, so one scale per tensor quantizes it
 about as well as one scale per channel. Depthwise-separable students need it most: folding
 BatchNorm into a depthwise conv leaves channel ranges that differ by 100x or more, and
-per-tensor int8 then rounds most channels to a handful of levels (issue 8: a student lost
-12 macro-F1 points that way). Per-tensor scales in turn are what makes a few-thousand
+per-tensor int8 then rounds most channels to a handful of levels (a tiny student lost 12
+macro-F1 points that way). Per-tensor scales in turn are what makes a few-thousand
 parameter int8 file small, since per-channel scales and zero points cost as much as a
 quarter of its weights.
 

@@ -9,15 +9,16 @@ normalisation) travels in the file's `metadata_props`, so `harkd bench` and a wa
 any exported file without the run directory.
 
 Tensor and node names are shortened after export (the exporter's module paths take more room
-than the weights of a tiny student; see `slim_graph`), docstrings are dropped.
+than the weights of a tiny student; see `harkd.deploy.slim`), docstrings are dropped.
+`export_run` exports a finished run, and its int8 version with `harkd.deploy.quantize`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import io
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,24 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 
+from harkd.deploy.onnx_io import (
+    INPUT_NAME,
+    NORM_KEY,
+    OUTPUT_NAME,
+    onnx_logits,
+    save_onnx,
+    set_metadata,
+)
+from harkd.deploy.quantize import calibration_windows, compare_int8, quantize_onnx
+from harkd.deploy.slim import slim_graph
 from harkd.models.base import LogitsOnly, deployment_form
+from harkd.train.runcard import RunCard
+from harkd.train.rundir import atomic_write_json
 
 OPSET = 17
-INPUT_NAME = "windows"
-OUTPUT_NAME = "logits"
-#: metadata key holding the normalisation: {"mean": [C], "std": [C], "folded": bool}
-NORM_KEY = "harkd.normalization"
-#: logit tolerance and argmax agreement the PyTorch/ONNX check demands (issue 8)
+#: logit tolerance and argmax agreement the PyTorch/ONNX check demands
 MAX_ABS_DIFF = 1e-4
 MIN_AGREEMENT = 0.999
 
@@ -75,7 +83,7 @@ def logits_module(
     changed) from what the model offers: `reparameterize()` merges training-time branches
     (the tiny students' RepConvBNAct), `fold_input_normalization(mean, std)` takes the
     normalisation into the first convolution's weights instead of a `Normalize` node. Each
-    saves onnxruntime nodes, whose fixed cost dominates a tiny student at batch 1 (issue 8).
+    saves onnxruntime nodes, whose fixed cost dominates a tiny student at batch 1.
     """
     fold = deploy and normalization is not None and hasattr(model, "fold_input_normalization")
     if deploy:
@@ -116,28 +124,8 @@ def export_onnx(
         raise ValueError(
             f"normalisation has {len(normalization[0])} channels, the model {in_channels}"
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = logits_module(model, normalization if fold_normalization else None, deploy=True)
-    example = torch.zeros(1, in_channels, window)
-    tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter is deprecated in favour of the dynamo one, which needs
-        # onnxscript (not a dependency); the TorchScript path is still supported in torch 2.x
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            module,
-            (example,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    proto = onnx.load(str(tmp))
-    tmp.unlink()
+    proto = trace_onnx(module, (1, in_channels, window))
     slim_graph(proto)
     props = dict(metadata)
     if normalization is not None:
@@ -150,137 +138,30 @@ def export_onnx(
     set_metadata(proto, props)
     proto.producer_name = "harkd"
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
-    return path
+    return save_onnx(proto, path)
 
 
-def slim_graph(proto: onnx.ModelProto) -> None:
-    """Shorten names and drop what onnxruntime does not need, in place.
-
-    Internal tensors get 1-2 letter names, nodes none (the graph input and output keep theirs);
-    initializers holding the same values are merged into one (the quantizer writes one zero
-    point per tensor, most of them equal); attributes equal to the operator's default
-    (`_DEFAULT_ATTRIBUTES`), docstrings, `value_info` shape annotations (onnxruntime infers
-    them again) and opset imports of domains no node uses are dropped. The TorchScript
-    exporter names tensors after module paths (`/model/blocks.0/blocks.0.1/.../Relu_output_0`)
-    and the quantizer imports eight domains: for a few-thousand-parameter student that is more
-    bytes than its int8 weights, which would keep the int8 file from being ~4x smaller than
-    the float one.
-    """
-    graph = proto.graph
-    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
-    same = _merge_equal_initializers(graph)
-    mapping: dict[str, str] = {}
-
-    def rename(name: str) -> str:
-        name = same.get(name, name)
-        if not name or name in keep:
-            return name
-        if name not in mapping:
-            mapping[name] = _short_name(len(mapping))
-        return mapping[name]
-
-    for init in graph.initializer:
-        init.name = rename(init.name)
-        init.doc_string = ""
-    for node in graph.node:
-        node.name = ""
-        node.doc_string = ""
-        node.input[:] = [rename(n) for n in node.input]
-        node.output[:] = [rename(n) for n in node.output]
-        defaults = _DEFAULT_ATTRIBUTES.get(node.op_type, {})
-        kept = [a for a in node.attribute if not _is_default(a, defaults.get(a.name))]
-        del node.attribute[:]
-        node.attribute.extend(kept)
-    del graph.value_info[:]
-    used = {node.domain or "" for node in graph.node}
-    opsets = [o for o in proto.opset_import if (o.domain or "") in used | {""}]
-    del proto.opset_import[:]
-    proto.opset_import.extend(opsets)
-    graph.doc_string = ""
-    proto.doc_string = ""
-
-
-_CONV_DEFAULTS = {"dilations": 1, "pads": 0, "strides": 1, "group": 1}
-#: operator -> attribute -> its default (a list attribute is default when every entry is)
-_DEFAULT_ATTRIBUTES: dict[str, dict[str, float]] = {
-    "Conv": _CONV_DEFAULTS,
-    "QLinearConv": _CONV_DEFAULTS,
-    "ConvInteger": _CONV_DEFAULTS,
-    "Gemm": {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0},
-    "QGemm": {"alpha": 1.0, "transA": 0, "transB": 0},
-    "Flatten": {"axis": 1},
-}
-
-
-def _is_default(attr: onnx.AttributeProto, default: float | None) -> bool:
-    if default is None:
-        return False
-    value = onnx.helper.get_attribute_value(attr)
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    return bool(values) and all(v == default for v in values)
-
-
-def _merge_equal_initializers(graph: onnx.GraphProto) -> dict[str, str]:
-    """Drop initializers equal (type, shape, values) to an earlier one; returns the renaming."""
-    first: dict[tuple, str] = {}
-    same: dict[str, str] = {}
-    kept = []
-    for init in graph.initializer:
-        key = (init.data_type, tuple(init.dims), numpy_helper.to_array(init).tobytes())
-        if key in first:
-            same[init.name] = first[key]
-        else:
-            first[key] = init.name
-            kept.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return same
-
-
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _short_name(index: int) -> str:
-    """0 -> "a", 51 -> "Z", 52 -> "aa", ... (letters only, unique per index)."""
-    out = ""
-    index += 1
-    while index:
-        index, digit = divmod(index - 1, len(_LETTERS))
-        out = _LETTERS[digit] + out
-    return out
-
-
-def set_metadata(proto: onnx.ModelProto, props: dict[str, Any]) -> None:
-    """Replace `metadata_props` by `props` (non-string values JSON-encoded, keys sorted)."""
-    del proto.metadata_props[:]
-    for key in sorted(props):
-        value = props[key]
-        entry = proto.metadata_props.add()
-        entry.key = key
-        entry.value = value if isinstance(value, str) else json.dumps(value)
-
-
-def read_metadata(proto: onnx.ModelProto) -> dict[str, Any]:
-    """`metadata_props` as a dict, JSON values decoded (plain strings stay strings)."""
-    out: dict[str, Any] = {}
-    for entry in proto.metadata_props:
-        try:
-            out[entry.key] = json.loads(entry.value)
-        except json.JSONDecodeError:
-            out[entry.key] = entry.value
-    return out
-
-
-def input_transform(metadata: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """What to do to raw windows before feeding an exported file: normalise them when its
-    normalisation is recorded but not folded in, else nothing."""
-    norm = metadata.get(NORM_KEY)
-    if not norm or norm.get("folded", True):
-        return lambda x: np.ascontiguousarray(x, dtype=np.float32)
-    mean = np.asarray(norm["mean"], dtype=np.float32).reshape(1, -1, 1)
-    std = np.asarray(norm["std"], dtype=np.float32).reshape(1, -1, 1)
-    return lambda x: np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+def trace_onnx(module: nn.Module, input_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """`module` (one tensor in, logits out) as an ONNX graph: opset 17, input `windows` and
+    output `logits` with a dynamic batch axis (the first), constants folded, traced in eval
+    mode on zeros of `input_shape` (the module's own mode is left as it was)."""
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of the dynamo one, which needs
+        # onnxscript (not a dependency); the TorchScript path is still supported in torch 2.x
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (torch.zeros(input_shape),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buffer.getvalue())
 
 
 @dataclass
@@ -299,19 +180,6 @@ class ExportCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
-
-
-def onnx_logits(path: str | Path, windows: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Logits of an exported file on raw windows [N, C, T] (its input transform applied)."""
-    from harkd.deploy.latency import make_session
-
-    session = make_session(path)
-    prepare = input_transform(read_metadata(onnx.load(str(path), load_external_data=False)))
-    out = [
-        session.run([OUTPUT_NAME], {INPUT_NAME: prepare(windows[i : i + batch])})[0]
-        for i in range(0, len(windows), batch)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def check_export(
@@ -360,20 +228,16 @@ class ExportResult:
         }
 
 
-def run_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """The deployment facts of a run's model sidecar, as written into the ONNX metadata."""
+def run_metadata(card: RunCard) -> dict[str, Any]:
+    """The deployment facts of a run's card, as written into the ONNX metadata."""
     keys = ("model", "params", "in_channels", "num_classes", "window", "view",
             "channel_indices", "label_names")
-    missing = [k for k in keys if k not in meta]
-    if missing:
-        raise KeyError(f"model.json lacks {missing}; it has {sorted(meta)}")
-    return {f"harkd.{k}": meta[k] for k in keys}
+    return {f"harkd.{k}": getattr(card, k) for k in keys}
 
 
-def run_normalization(meta: dict[str, Any]) -> Normalization | None:
-    """(mean, std) of the run's view from its sidecar, or None when it was trained raw."""
-    norm = meta.get("norm")
-    return None if not norm else (norm["mean"], norm["std"])
+def run_normalization(card: RunCard) -> Normalization:
+    """(mean, std) of the run's view from its card (its training-split statistics)."""
+    return card.norm.mean, card.norm.std
 
 
 def load_data_for_run(run_dir: Path, data_cfg: str | Path | Any = None) -> Any:
@@ -408,28 +272,24 @@ def export_run(
     data's test windows; int8 is calibrated on training windows and compared on the test split.
     Writes <run_dir>/export.json and raises when the PyTorch/ONNX check fails."""
     from harkd.train.checkpoint import load_run_model
+    from harkd.train.compat import check_compatible
 
     run_dir = Path(run_dir)
-    model, meta = load_run_model(run_dir)
-    norm = run_normalization(meta)
-    path = export_onnx(
-        model, run_dir / "model.onnx", meta["in_channels"], meta["window"], run_metadata(meta), norm
-    )
+    model, card = load_run_model(run_dir)
     ws = load_data_for_run(run_dir, data_cfg)
-    x = ws.X[:, meta["channel_indices"]]
+    channels = check_compatible(card, ws, "export", where=str(run_dir))
+    norm = run_normalization(card)
+    path = export_onnx(model, run_dir / "model.onnx", *card.input_shape, run_metadata(card), norm)
+    x = ws.X[:, channels]
     test, train = ws.mask("test"), ws.mask("train")
     result = ExportResult(path, check_export(model, path, x[test], norm))
     if int8:
-        from harkd.deploy.quantize import calibration_windows, compare_int8, quantize_onnx
-
         result.int8_path = quantize_onnx(
             path, run_dir / "model.int8.onnx", calibration_windows(x[train], calibration),
             int8_format, per_channel=per_channel,
         )
-        result.int8 = compare_int8(
-            path, result.int8_path, x[test], ws.y[test], meta["num_classes"]
-        ).to_dict()
-    (run_dir / "export.json").write_text(json.dumps(result.to_dict(), indent=1))
+        result.int8 = compare_int8(path, result.int8_path, x[test], ws.y[test]).to_dict()
+    atomic_write_json(run_dir / "export.json", result.to_dict())
     if not result.check.passed:
         raise RuntimeError(
             f"{path}: ONNX differs from PyTorch on {result.check.windows} test windows: "

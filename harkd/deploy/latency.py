@@ -23,114 +23,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-
-class ModelFileError(ValueError):
-    """A file that is missing, unreadable or not an ONNX model."""
-
-
-class InputShapeError(ValueError):
-    """An input shape the model cannot take; the message names both shapes."""
-
-
-def load_onnx(path: str | Path) -> onnx.ModelProto:
-    """Read an ONNX file, with an error naming the file and what was expected."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file (expected an ONNX model, .onnx)")
-    try:
-        proto = onnx.load(str(path))
-    except Exception as err:  # protobuf DecodeError, OSError, ...: all mean "not ONNX"
-        raise ModelFileError(
-            f"{path}: not a readable ONNX model (expected a serialized onnx.ModelProto): "
-            f"{type(err).__name__}: {err}"
-        ) from None
-    if not proto.graph.node or not proto.graph.input or not proto.graph.output:
-        raise ModelFileError(
-            f"{path}: not an ONNX model (expected a graph with nodes, inputs and outputs; "
-            f"found {len(proto.graph.node)} nodes, {len(proto.graph.input)} inputs)"
-        )
-    return proto
-
-
-def make_session(
-    model: str | Path | bytes,
-    threads: int = 1,
-    optimization: str = "all",
-    profile_prefix: str | None = None,
-) -> ort.InferenceSession:
-    """An onnxruntime CPU session (`threads` intra-op threads, 1 inter-op, sequential).
-
-    `model` is a path or serialized bytes; `optimization` one of "disable", "basic",
-    "extended", "all"; `profile_prefix` turns on onnxruntime's per-node profiler.
-    """
-    levels = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
-    if optimization not in levels:
-        raise ValueError(f"optimization must be one of {sorted(levels)}, got {optimization!r}")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = levels[optimization]
-    opts.log_severity_level = 3
-    if profile_prefix is not None:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile_prefix
-    if not isinstance(model, bytes):
-        model = load_onnx(model).SerializeToString()
-    try:
-        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelFileError(f"onnxruntime cannot load the model: {err}") from None
-
-
-def input_shape(session: ort.InferenceSession) -> tuple[str, list[int | None]]:
-    """The single input's name and shape (None for a dynamic axis)."""
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        names = [i.name for i in inputs]
-        raise InputShapeError(
-            f"expected a model with one input [batch, channels, time], got inputs {names}"
-        )
-    shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
-    return inputs[0].name, shape
-
-
-def resolve_shape(
-    session: ort.InferenceSession, requested: Sequence[int] | None = None, source: str = "model"
-) -> tuple[int, int]:
-    """(channels, time) to feed: the model's fixed axes, checked against `requested`."""
-    _, shape = input_shape(session)
-    if len(shape) != 3:
-        raise InputShapeError(
-            f"{source}: expected an input of rank 3 [batch, channels, time], the model's input "
-            f"is {_fmt(shape)}"
-        )
-    want = list(requested) if requested is not None else [None, None]
-    if len(want) != 2:
-        raise InputShapeError(f"{source}: give the input shape as (channels, time), got {want}")
-    out = []
-    for axis, (have, give) in enumerate(zip(shape[1:], want, strict=True)):
-        if have is not None and give is not None and have != give:
-            raise InputShapeError(
-                f"{source}: the model expects input {_fmt(shape)} [batch, channels, time], "
-                f"given [batch, {want[0]}, {want[1]}]"
-            )
-        value = have if have is not None else give
-        if value is None:
-            raise InputShapeError(
-                f"{source}: input axis {axis + 1} of {_fmt(shape)} is dynamic; give the shape"
-            )
-        out.append(int(value))
-    return out[0], out[1]
-
-
-def _fmt(shape: Sequence[int | None]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+from harkd.deploy.flops import graph_macs, initializer_elements
+from harkd.deploy.onnx_io import file_size
+from harkd.deploy.session import input_shape, load_onnx, make_session, resolve_shape
 
 
 def floor_model(channels: int, window: int) -> bytes:
@@ -253,20 +148,6 @@ def torch_latency(
     return LatencyStats.from_ns(samples, per=batch)
 
 
-def file_size(path: str | Path) -> int:
-    """Bytes of an ONNX file plus any external-data files next to it that it names."""
-    path = Path(path)
-    total = path.stat().st_size
-    proto = onnx.load(str(path), load_external_data=False)
-    seen = set()
-    for init in proto.graph.initializer:
-        for entry in init.external_data:
-            if entry.key == "location" and entry.value not in seen:
-                seen.add(entry.value)
-                total += (path.parent / entry.value).stat().st_size
-    return total
-
-
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (or the platform's processor string)."""
     try:
@@ -289,73 +170,6 @@ def machine_info() -> dict[str, Any]:
         "onnxruntime": ort.__version__,
         "onnx": onnx.__version__,
     }
-
-
-def value_shapes(proto: onnx.ModelProto, channels: int, window: int) -> dict[str, tuple[int, ...]]:
-    """Concrete shape of every tensor of the graph for one window [1, channels, window].
-
-    Found by running the unoptimised graph in onnxruntime with every node output exposed, so
-    it works for any operator onnxruntime runs (contrib int8 operators included).
-    """
-    probe = onnx.ModelProto()
-    probe.CopyFrom(proto)
-    exposed = {o.name for o in probe.graph.output}
-    for node in probe.graph.node:
-        for name in node.output:
-            if name and name not in exposed:
-                probe.graph.output.append(onnx.ValueInfoProto(name=name))
-                exposed.add(name)
-    session = make_session(probe.SerializeToString(), optimization="disable")
-    name, _ = input_shape(session)
-    outs = session.run(None, {name: np.zeros((1, channels, window), np.float32)})
-    shapes = {o.name: tuple(np.shape(v)) for o, v in zip(session.get_outputs(), outs, strict=True)}
-    shapes[name] = (1, channels, window)
-    shapes.update({i.name: tuple(i.dims) for i in proto.graph.initializer})
-    return shapes
-
-
-#: operator -> index of its weight input, for the convolution family
-_CONV_WEIGHT = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}
-_MATMUL = {"MatMul", "MatMulInteger", "QLinearMatMul"}
-_RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
-
-
-def graph_macs(proto: onnx.ModelProto, channels: int, window: int) -> dict[str, int]:
-    """Multiply-accumulates per window counted from the graph, by operator type, plus "total".
-
-    Conv: output elements x (C_in / groups) x kernel; Gemm / MatMul: output elements x K;
-    LSTM / GRU / RNN: steps x gates x hidden x (input + hidden) per direction. Element-wise
-    operators, pooling and normalisation are not counted (as in the published MAC figures).
-    """
-    shapes = value_shapes(proto, channels, window)
-    counts: dict[str, int] = {}
-
-    def add(op: str, n: float) -> None:
-        counts[op] = counts.get(op, 0) + int(n)
-
-    for node in proto.graph.node:
-        op = node.op_type
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if op in _CONV_WEIGHT:
-            weight = shapes[node.input[_CONV_WEIGHT[op]]]
-            add(op, np.prod(shapes[node.output[0]]) * np.prod(weight[1:]))
-        elif op in ("Gemm", "QGemm"):
-            a = shapes[node.input[0]]
-            add(op, np.prod(shapes[node.output[0]]) * (a[0] if attrs.get("transA", 0) else a[1]))
-        elif op in _MATMUL:
-            add(op, np.prod(shapes[node.output[0]]) * shapes[node.input[0]][-1])
-        elif op in _RNN_GATES:
-            x, r = shapes[node.input[0]], shapes[node.input[2]]
-            steps, batch = (x[1], x[0]) if attrs.get("layout", 0) else (x[0], x[1])
-            dirs, hidden = r[0], r[2]
-            add(op, steps * batch * dirs * _RNN_GATES[op] * hidden * (x[2] + hidden))
-    counts["total"] = sum(counts.values())
-    return counts
-
-
-def initializer_elements(proto: onnx.ModelProto) -> int:
-    """Number of stored values in the graph's initializers (weights, biases, constants)."""
-    return int(sum(np.prod(i.dims, dtype=np.int64) for i in proto.graph.initializer))
 
 
 def benchmark(
@@ -385,7 +199,7 @@ def benchmark(
         "file_bytes": file_size(path),
         "input": [channels, window],
         "initializer_elements": initializer_elements(proto),
-        "macs": graph_macs(proto, channels, window),
+        "macs": graph_macs(proto, (1, channels, window)),
         "threads": threads,
         "batch1": _with_floor(one),
         "batchN": {"batch": batch, **_with_floor(many)},

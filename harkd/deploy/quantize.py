@@ -31,14 +31,17 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from harkd.deploy.equalize import equalize_ranges
-from harkd.deploy.export import (
+from harkd.deploy.onnx_io import (
     INPUT_NAME,
+    file_size,
     input_transform,
     onnx_logits,
     read_metadata,
+    save_onnx,
     set_metadata,
-    slim_graph,
 )
+from harkd.deploy.slim import slim_graph
+from harkd.train.metrics import macro_f1
 
 FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
 QUANT_KEY = "harkd.quantization"
@@ -46,7 +49,7 @@ QUANT_KEY = "harkd.quantization"
 
 class WindowReader(CalibrationDataReader):
     """Feeds raw windows [N, C, T] to the calibrator in batches, transformed as the file
-    expects them (see `harkd.deploy.export.input_transform`)."""
+    expects them (see `harkd.deploy.onnx_io.input_transform`)."""
 
     def __init__(self, windows: np.ndarray, metadata: dict[str, Any], batch: int = 64) -> None:
         prepare = input_transform(metadata)
@@ -115,9 +118,7 @@ def quantize_onnx(
         "calibration_windows": len(calibration),
     }
     set_metadata(proto, metadata)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out_path))
-    return out_path
+    return save_onnx(proto, out_path)
 
 
 #: integer operator -> index of its (symmetric, so all-zero) weight zero point
@@ -158,15 +159,6 @@ def drop_zero_points(proto: onnx.ModelProto) -> None:
     graph.initializer.extend(keep)
 
 
-def macro_f1(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
-    """Macro-F1 of predicted class indices (every class counted, absent ones as 0)."""
-    from sklearn.metrics import f1_score
-
-    return float(
-        f1_score(labels, pred, average="macro", labels=list(range(num_classes)), zero_division=0)
-    )
-
-
 @dataclass
 class QuantizeReport:
     """int8 against float on the test split, and the file sizes."""
@@ -191,16 +183,14 @@ def compare_int8(
     int8_path: str | Path,
     x_test: np.ndarray,
     y_test: np.ndarray,
-    num_classes: int,
 ) -> QuantizeReport:
-    """Macro-F1 of both files on the test windows, their argmax agreement and size ratio."""
-    from harkd.deploy.latency import file_size
-
+    """Macro-F1 (`harkd.train.metrics.macro_f1`) of both files on the test windows, their
+    argmax agreement and size ratio."""
     meta = read_metadata(onnx.load(str(int8_path)))
     pred_float = onnx_logits(float_path, x_test).argmax(1)
     pred_int8 = onnx_logits(int8_path, x_test).argmax(1)
-    f1_float = macro_f1(pred_float, y_test, num_classes)
-    f1_int8 = macro_f1(pred_int8, y_test, num_classes)
+    f1_float = macro_f1(y_test, pred_float)
+    f1_int8 = macro_f1(y_test, pred_int8)
     fb, ib = file_size(float_path), file_size(int8_path)
     return QuantizeReport(
         format=meta.get(QUANT_KEY, {}).get("format", "unknown"),

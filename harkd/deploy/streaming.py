@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from harkd.deploy.export import OUTPUT_NAME, input_transform, read_metadata
-from harkd.deploy.latency import InputShapeError, LatencyStats, make_session, resolve_shape
+from harkd.deploy.latency import LatencyStats
+from harkd.deploy.onnx_io import OUTPUT_NAME, input_transform, read_metadata
+from harkd.deploy.session import InputShapeError, make_session, resolve_shape
 
 
 def expected_decisions(n_samples: int, window: int, hop: int) -> int:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from data_prep.readers.utd_mhad import KINECT_V1_JOINTS, KINECT_V1_PARENTS
+from data_prep.skeleton_topology import KINECT_V1_JOINTS, KINECT_V1_PARENTS
 from harkd.models.base import HARModel, ModelOutput, register_model
 from harkd.models.blocks import ConvBNAct, check_positive
 

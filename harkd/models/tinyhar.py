@@ -51,11 +51,6 @@ class ChannelAttention(nn.Module):
         out = (attn @ v).transpose(1, 2).reshape(-1, t, self.heads * self.head_dim)
         return self.out(out)
 
-    def own_macs(self, args: tuple, output: torch.Tensor) -> int:
-        """Q·Kᵀ and attention·V (the projections are counted as Linear layers)."""
-        n, t, _ = args[0].shape
-        return 2 * n * self.heads * t * t * self.head_dim
-
 
 class ChannelTransformer(nn.Module):
     """Pre-norm transformer block: x + attn(LN(x)), then x + FFN(LN(x)) (GELU)."""
@@ -85,10 +80,6 @@ class TemporalAttention(nn.Module):
         weights = torch.softmax(self.score(torch.tanh(self.proj(x))), dim=1)  # [B, T, 1]
         context = (weights * x).sum(dim=1)
         return x[:, -1] + self.gamma * context
-
-    def own_macs(self, args: tuple, output: torch.Tensor) -> int:
-        """The weighted sum over time."""
-        return args[0].numel()
 
 
 @register_model("tinyhar", role="peer")

@@ -1,8 +1,11 @@
-"""PNG plots of a grid report (matplotlib, Agg backend)."""
+"""PNG plots of the reports (matplotlib, Agg backend), each written atomically."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -11,18 +14,23 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harkd.report.tables import fmt_mean_std  # noqa: E402
+from harkd.report.stats import MeanStd, format_mean_std  # noqa: E402
+from harkd.train.rundir import atomic_write_bytes  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
-    return path
+    atomic_write_bytes(Path(path), png.getvalue())
+    return Path(path)
 
 
-def heatmap(means: pd.DataFrame, stds: pd.DataFrame, path: Path, title: str) -> Path:
-    """Rows × columns of means, each cell annotated `mean ± std`."""
+def heatmap(means: pd.DataFrame, stds: pd.DataFrame, counts: pd.DataFrame, path: Path,
+            title: str) -> Path:
+    """Rows × columns of means, each cell annotated `mean ± std` (`format_mean_std` over its
+    count of seeds)."""
     fig, ax = plt.subplots(figsize=(1.5 + 1.3 * means.shape[1], 1.0 + 0.55 * means.shape[0]))
     values = means.to_numpy(dtype=float)
     im = ax.imshow(values, cmap="viridis", aspect="auto")
@@ -36,8 +44,9 @@ def heatmap(means: pd.DataFrame, stds: pd.DataFrame, path: Path, title: str) -> 
         for j in range(means.shape[1]):
             v = values[i, j]
             if np.isfinite(v):
-                ax.text(j, i, fmt_mean_std(v, float(stds.iloc[i, j])), ha="center", va="center",
-                        fontsize=7, color="white" if v < mid else "black")
+                text = format_mean_std(MeanStd(v, float(stds.iloc[i, j]), int(counts.iloc[i, j])))
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if v < mid else "black")
     fig.colorbar(im, ax=ax)
     ax.set_title(title)
     return _save(fig, path)
@@ -84,3 +93,30 @@ def accuracy_latency(df: pd.DataFrame, latency: str, metric: str, label_cols: li
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
+
+
+def f1_latency(rows: Sequence[dict[str, Any]], path: str | Path) -> int:
+    """Macro-F1 against batch-1 p50 latency (log x), one labelled point per row with an F1
+    (rows of `harkd.report.cost.row`, or any dicts with name, p50_us, macro_f1 and role).
+
+    Returns the number of points drawn (rows without an F1 are left out of the plot only).
+    """
+    colours = {"teacher": "tab:red", "student": "tab:blue", "peer": "tab:green"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    drawn = 0
+    for r in rows:
+        if r.get("macro_f1") is None:
+            continue
+        ax.scatter(r["p50_us"], r["macro_f1"], color=colours.get(r.get("role"), "tab:gray"))
+        ax.annotate(r["name"], (r["p50_us"], r["macro_f1"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+        drawn += 1
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 p50 latency, onnxruntime CPU, 1 thread (µs, log scale)")
+    ax.set_ylabel("test macro-F1")
+    for role, colour in colours.items():
+        ax.scatter([], [], color=colour, label=role)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    _save(fig, Path(path))
+    return drawn

@@ -1,12 +1,15 @@
 """Seed statistics: means ± std over seeds and paired per-seed comparisons with a baseline.
 
-`TEST_RULE` states which paired test is used when; the report quotes it.
+`mean_std` and `format_mean_std` are harkd's one way to summarise and print repeated runs
+(the report, the quickstart and the benchmarks use them). `TEST_RULE` states which paired
+test is used when; the report quotes it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,13 +44,42 @@ class PairedTest:
         return asdict(self)
 
 
-def mean_std(values: np.ndarray | pd.Series) -> tuple[float, float, int]:
-    """Mean, sample std (NaN for one value) and count of the finite values."""
+class MeanStd(NamedTuple):
+    """Mean, sample standard deviation (ddof=1; NaN when n < 2) and number of values."""
+
+    mean: float
+    std: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """For JSON: an undefined mean or std (NaN) becomes null."""
+        return {"mean": _or_none(self.mean), "std": _or_none(self.std), "n": self.n}
+
+
+def _or_none(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def mean_std(values: np.ndarray | pd.Series | list[float]) -> MeanStd:
+    """Mean, sample std and count of the finite values (NaN marks a missing value; n counts
+    only the values used)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return math.nan, math.nan, 0
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size)
+        return MeanStd(math.nan, math.nan, 0)
+    return MeanStd(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size))
+
+
+def format_mean_std(stat: MeanStd, digits: int = 3, signed: bool = False) -> str:
+    """`0.912 ± 0.004` over n >= 2 values; `0.912 (n = 1)` for one value, which has no spread
+    (never `± 0`); an empty string for none. `signed` writes the mean with its sign (`+0.012`),
+    for differences. The std may be None (a `MeanStd` read back from JSON)."""
+    if stat.n == 0:
+        return ""
+    mean = f"{stat.mean:{'+' if signed else ''}.{digits}f}"
+    if stat.n == 1:
+        return f"{mean} (n = 1)"
+    return f"{mean} ± {stat.std:.{digits}f}"
 
 
 def paired_test(diffs: np.ndarray | list[float]) -> PairedTest:
@@ -78,14 +110,15 @@ def seed_means(df: pd.DataFrame, by: list[str], seed: str | None, metric: str) -
 
 
 def cell_summary(df: pd.DataFrame, cells: list[str], metrics: list[str]) -> pd.DataFrame:
-    """One row per cell (combination of `cells` axes): n and mean/std of each metric."""
+    """One row per cell (combination of `cells` axes): n (runs) and the mean, std and n
+    (finite values) of each metric, as columns `<metric>_mean`, `<metric>_std`, `<metric>_n`."""
     rows = []
     for key, part in df.groupby(cells, sort=False) if cells else [((), df)]:
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(cells, key, strict=True))
         row["n"] = len(part)
         for m in metrics:
-            row[f"{m}_mean"], row[f"{m}_std"], _ = mean_std(part[m])
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean_std(part[m])
         rows.append(row)
     return pd.DataFrame(rows)
 

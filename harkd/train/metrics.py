@@ -4,9 +4,12 @@ accuracy, macro-F1, weighted F1, per-class F1 (scikit-learn), the confusion matr
 expected calibration error of Guo et al., "On Calibration of Modern Neural Networks" (ICML
 2017): 15 equal-width confidence bins (lo, hi], ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|.
 
-Macro-F1 averages over the classes present in the split's labels or predictions (as
-scikit-learn does when not given `labels`): a class absent from both has no F1 (null in
-`per_class_f1`) and does not count; a class predicted but never true counts with F1 0.
+Macro-F1 (`macro_f1`, the one definition every part of harkd uses) averages the per-class F1
+over the classes present in the split's labels or predictions, as scikit-learn's
+`f1_score(average="macro")` does when not given `labels`: a class absent from both (a subject
+who never did that activity, in a subject split) has no F1 (null in `per_class_f1`) and does
+not enter the average; a class predicted but never true counts with F1 0, and so does a class
+true but never predicted.
 """
 
 from __future__ import annotations
@@ -50,6 +53,25 @@ def expected_calibration_error(
     return float(ece)
 
 
+def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The classes present in `y_true` or `y_pred` (sorted) and the F1 of each (0 where a
+    class has no true positive)."""
+    present = np.union1d(y_true, y_pred)
+    return present, f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro-F1 of integer predictions against integer labels: the mean F1 over the classes
+    present in `y_true` or `y_pred` (see the module docstring)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"labels {list(y_true.shape)} and predictions {list(y_pred.shape)} "
+                         "must be 1-D and of the same length")
+    if y_true.size == 0:
+        raise ValueError("no windows to score")
+    return float(per_class_f1(y_true, y_pred)[1].mean())
+
+
 def classification_metrics(
     y_true: np.ndarray, logits_or_probs: np.ndarray, label_names: Sequence[str]
 ) -> dict[str, Any]:
@@ -66,15 +88,14 @@ def classification_metrics(
     if y_true.min() < 0 or y_true.max() >= k:
         raise ValueError(f"labels outside 0..{k - 1}: {sorted(set(y_true.tolist()))}")
     y_pred = probs.argmax(axis=1)
-    present = np.union1d(y_true, y_pred)
-    f1_present = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    present, f1_present = per_class_f1(y_true, y_pred)
     per_class: dict[str, float | None] = dict.fromkeys(label_names)
     for c, f in zip(present, f1_present, strict=True):
         per_class[label_names[c]] = float(f)
     return {
         "n": len(y_true),
         "accuracy": float((y_pred == y_true).mean()),
-        "macro_f1": float(f1_present.mean()),
+        "macro_f1": macro_f1(y_true, y_pred),
         "weighted_f1": float(
             f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
         ),

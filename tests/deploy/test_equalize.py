@@ -12,7 +12,8 @@ from onnx import numpy_helper
 from torch import nn
 
 from harkd.deploy.equalize import equalize_ranges
-from harkd.deploy.export import export_onnx, logits_module, onnx_logits, read_metadata
+from harkd.deploy.export import export_onnx, logits_module
+from harkd.deploy.onnx_io import onnx_logits, read_metadata
 from harkd.deploy.quantize import QUANT_KEY, compare_int8, quantize_onnx
 
 
@@ -97,7 +98,7 @@ def test_per_tensor_int8_recovers_a_student_with_one_wide_depthwise_channel(
     plain = quantize_onnx(path, tmp_path / "plain.onnx", calib, "qoperator", equalize=False)
     equal = quantize_onnx(path, tmp_path / "equal.onnx", calib, "qoperator")
     assert read_metadata(onnx.load(str(equal)))[QUANT_KEY]["equalized_pairs"] == 2
-    args = (acc_data.x_test, acc_data.y_test, acc_data.num_classes)
+    args = (acc_data.x_test, acc_data.y_test)
     worse = compare_int8(path, plain, *args)
     better = compare_int8(path, equal, *args)
     assert better.argmax_agreement >= 0.95, better

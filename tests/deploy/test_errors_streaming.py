@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from harkd.cli import main
-from harkd.deploy.compare import plot, row, write_table
-from harkd.deploy.latency import (
+from harkd.deploy.latency import benchmark
+from harkd.deploy.session import (
     InputShapeError,
     ModelFileError,
-    benchmark,
     load_onnx,
     make_session,
     resolve_shape,
 )
 from harkd.deploy.streaming import expected_decisions, stream
+from harkd.report.cost import row, write_table
+from harkd.report.plots import f1_latency
 
 
 def test_missing_and_non_onnx_files_are_named(tmp_path):
@@ -86,5 +87,5 @@ def test_comparison_table_and_plot(tiny_onnx, tmp_path):
         table = list(csv.DictReader(fh))
     assert [r["name"] for r in table] == ["tiny", "cnn1d", "tinyhar"]
     assert table[1]["params"] == "176870" and table[2]["macro_f1"] == ""
-    assert plot(rows, tmp_path / "t.png") == 2
+    assert f1_latency(rows, tmp_path / "t.png") == 2
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,16 +7,9 @@ import onnx
 import pytest
 import torch
 
-from harkd.deploy.export import (
-    MAX_ABS_DIFF,
-    NORM_KEY,
-    OPSET,
-    check_export,
-    export_onnx,
-    onnx_logits,
-    read_metadata,
-)
-from harkd.deploy.latency import make_session
+from harkd.deploy.export import MAX_ABS_DIFF, OPSET, check_export, export_onnx
+from harkd.deploy.onnx_io import NORM_KEY, onnx_logits, read_metadata
+from harkd.deploy.session import make_session
 from harkd.models import build_model, list_models
 
 #: the real HAPT channel groups each role is built for (students see the accelerometer only)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from harkd.deploy.export import read_metadata
-from harkd.deploy.latency import make_session
+from harkd.deploy.flops import graph_macs
+from harkd.deploy.onnx_io import onnx_logits, read_metadata
 from harkd.deploy.quantize import QUANT_KEY, calibration_windows, compare_int8, quantize_onnx
+from harkd.deploy.session import make_session
+from harkd.train.metrics import macro_f1
 
 
 @pytest.mark.parametrize("fmt", ["qoperator", "qdq"])
@@ -27,11 +29,15 @@ def test_int8_within_tolerance_on_real_windows(fmt, tiny_onnx, acc_data, tmp_pat
     assert ("QLinearConv" in ops) if fmt == "qoperator" else ("DequantizeLinear" in ops)
     out = make_session(path).run(["logits"], {"windows": acc_data.x_test[:5]})[0]
     assert out.shape == (5, acc_data.num_classes)
-    report = compare_int8(tiny_onnx, path, acc_data.x_test, acc_data.y_test,
-                          acc_data.num_classes)
+    report = compare_int8(tiny_onnx, path, acc_data.x_test, acc_data.y_test)
     assert report.argmax_agreement >= 0.95, report
     assert report.f1_change >= -0.03, report
-    # issue 8's target (<= 0.35x) holds for the integer-operator graph; QDQ pairs cost more
+    assert report.f1_int8 == macro_f1(acc_data.y_test, onnx_logits(path, acc_data.x_test).argmax(1))
+    # the integer graph does the float graph's multiply-accumulates, counted on its own ops
+    int8_macs = graph_macs(proto, (1, 3, 128))
+    assert int8_macs["total"] == graph_macs(onnx.load(str(tiny_onnx)), (1, 3, 128))["total"]
+    assert ("QLinearConv" in int8_macs) == (fmt == "qoperator")
+    # the target (<= 0.35x) holds for the integer-operator graph; QDQ pairs cost more
     assert report.size_ratio <= (0.35 if fmt == "qoperator" else 0.40), report
     assert report.size_ratio == pytest.approx(report.int8_bytes / report.float_bytes)
 

@@ -15,11 +15,11 @@ import pytest
 from grid_helpers import stored_metrics, tiny_spec_raw, write_spec
 
 from harkd.cli import main
+from harkd.commands.report import report_grid
 from harkd.grid.runner import run_grid
 from harkd.grid.spec import spec_from_dict
 from harkd.grid.store import RunStore
-from harkd.report import write_report
-from harkd.report.tables import fmt_mean_std
+from harkd.report.stats import format_mean_std, mean_std
 
 REPO = Path(__file__).resolve().parents[2]
 #: the 4 runs without augmentation: a subset of the session grid, so the hashes are shared
@@ -54,7 +54,7 @@ def test_report_of_the_real_grid_matches_the_store(local_grid):
     metrics = stored_metrics(summary.grid_dir)
     with RunStore(summary.grid_dir / "runs.sqlite") as store:
         axes = {r.hash: r.axes for r in store.rows()}
-    runs = pd.read_csv(out / "runs.csv", dtype={"seed": str}).set_index("hash")
+    runs = pd.read_csv(out / "runs.csv", dtype={"seed": str}).set_index("run_id")
     for h, m in metrics.items():
         assert runs.loc[h, "test.macro_f1"] == pytest.approx(m["test"]["macro_f1"], abs=1e-12)
     md = (out / "report.md").read_text()
@@ -64,7 +64,7 @@ def test_report_of_the_real_grid_matches_the_store(local_grid):
                           == (cell["augment"], cell["method"])])
         assert cell["test.macro_f1_mean"] == pytest.approx(vals.mean(), abs=1e-12)
         assert cell["test.macro_f1_std"] == pytest.approx(vals.std(ddof=1), abs=1e-12)
-        assert fmt_mean_std(vals.mean(), vals.std(ddof=1)) in md
+        assert format_mean_std(mean_std(vals)) in md
 
 
 @pytest.mark.slow
@@ -148,5 +148,5 @@ def test_latency_option_feeds_the_report(hapt_quick_small, teacher_dir, cache_di
     ((run_hash, m),) = stored_metrics(summary.grid_dir).items()
     assert 0 < m["latency"]["p50_us"] <= m["latency"]["p99_us"]
     assert (summary.grid_dir / "runs" / run_hash / "model.onnx").is_file()
-    files = write_report(summary.grid_dir)
+    files = report_grid(summary.grid_dir)
     assert files.report_md.parent.joinpath("accuracy_latency.png").is_file()

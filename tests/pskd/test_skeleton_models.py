@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from data_prep.readers.utd_mhad import KINECT_V1_JOINTS, KINECT_V1_PARENTS
+from data_prep.skeleton_topology import KINECT_V1_JOINTS, KINECT_V1_PARENTS
 from harkd.models import LogitsOnly, build_model
 from harkd.models.skeleton import graph_partitions
 

@@ -10,8 +10,8 @@ from scipy.io import savemat
 
 from data_prep.config import load_data_config
 from data_prep.readers import get_reader
-from data_prep.readers.utd_mhad import KINECT_V1_JOINTS
 from data_prep.recording import RecordingError
+from data_prep.skeleton_topology import KINECT_V1_JOINTS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The grid report: statistics, and files whose numbers match the run store."""
+"""The report: statistics, formatting, tables, and files whose numbers match the run store."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from harkd.cli import main
 from harkd.grid.runner import _grid_meta, store_path
 from harkd.grid.spec import spec_from_dict
 from harkd.grid.store import RunStore
-from harkd.report.stats import paired_test
-from harkd.report.tables import fmt_mean_std
+from harkd.report import write_report
+from harkd.report.stats import MeanStd, format_mean_std, mean_std, paired_test
+from harkd.report.tables import markdown_table
 
 BASE = {"data": "configs/data/hapt-quick.yaml", "model": {"name": "tiny"},
         "teachers": {"t": {"name": "cnn1d", "view": ["acc", "gyro"]}}}
@@ -75,7 +76,7 @@ def test_report_files_and_numbers_match_the_store(grid_dir):
     done = [r for r in rows if r.status == "done"]
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == len(rows) == 18 and (runs["status"] == "failed").sum() == 1
-    by_hash = runs.set_index("hash")
+    by_hash = runs.set_index("run_id")
     for r in done:
         assert by_hash.loc[r.hash, "test.macro_f1"] == pytest.approx(r.metrics["test"]["macro_f1"])
     summary = pd.read_csv(out / "summary.csv")
@@ -87,7 +88,7 @@ def test_report_files_and_numbers_match_the_store(grid_dir):
         assert cell["test.macro_f1_mean"] == pytest.approx(np.mean(vals))
         std = np.std(vals, ddof=1)
         assert cell["test.macro_f1_std"] == pytest.approx(std)
-        assert fmt_mean_std(np.mean(vals), std) in md
+        assert format_mean_std(MeanStd(np.mean(vals), std, len(vals))) in md
     assert summary.set_index(["augment", "method"]).loc[("mixup", "kd"), "n"] == 2
     comp = pd.read_csv(out / "comparisons.csv")
     jit = comp[(comp["compared_axis"] == "augment") & (comp["augment"] == "jitter")
@@ -107,3 +108,63 @@ def test_report_files_and_numbers_match_the_store(grid_dir):
 def test_report_of_a_missing_grid_says_what_to_do(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert "run `harkd grid SPEC` first" in capsys.readouterr().err
+
+
+def test_mean_std_is_the_sample_statistics_of_the_finite_values():
+    values = [0.91, 0.93, float("nan"), 0.89]
+    stat = mean_std(values)
+    assert stat.n == 3
+    assert stat.mean == pytest.approx(np.mean([0.91, 0.93, 0.89]))
+    assert stat.std == pytest.approx(np.std([0.91, 0.93, 0.89], ddof=1))
+    one = mean_std([0.9295])
+    assert (one.mean, one.n) == (0.9295, 1) and np.isnan(one.std)
+    assert mean_std([]).n == 0
+    assert one.to_dict() == {"mean": 0.9295, "std": None, "n": 1}  # JSON has no NaN
+
+
+def test_format_mean_std_shows_one_value_without_a_spread():
+    assert format_mean_std(mean_std([0.9, 0.92])) == "0.910 ± 0.014"
+    assert format_mean_std(mean_std([0.9295]), 4) == "0.9295 (n = 1)"
+    assert "±" not in format_mean_std(mean_std([0.9295]), 4)
+    assert format_mean_std(mean_std([0.0018, 0.0048, -0.0012]), 4, signed=True) == (
+        "+0.0018 ± 0.0030")
+    assert format_mean_std(mean_std([-0.003]), 4, signed=True) == "-0.0030 (n = 1)"
+    assert format_mean_std(mean_std([])) == ""
+    # a summary read back from JSON (std null) formats the same
+    assert format_mean_std(MeanStd(**mean_std([0.5]).to_dict())) == "0.500 (n = 1)"
+
+
+def test_markdown_table_cells_stay_in_their_columns():
+    md = markdown_table(["run", "error", "f1"],
+                        [("a", "ValueError: x | y\nmore", 0.5), ("b", None, float("nan"))])
+    assert md.splitlines() == ["| run | error | f1 |", "|---|---|---|",
+                               "| a | ValueError: x \\| y more | 0.5 |", "| b |  |  |"]
+    assert md.endswith("\n")
+    with pytest.raises(ValueError, match="row 0 has 2 cells, the header 3"):
+        markdown_table(["a", "b", "c"], [("x", "y")])
+
+
+def test_report_of_a_plain_table_of_runs(tmp_path):
+    """The report reads any table of runs: here two models x three seeds, one seed missing a
+    run, with no grid behind it."""
+    rows = [{"run_id": f"{m}-{s}", "model": m, "seed": s, "test.macro_f1": f1}
+            for m, f1s in {"small": [0.80, 0.82, 0.81], "big": [0.90, 0.91]}.items()
+            for s, f1 in enumerate(f1s)]
+    files = write_report(pd.DataFrame(rows), ["model", "seed"], tmp_path, seed="seed",
+                         baselines={"model": "small"}, title="Two models")
+    md = files.report_md.read_text()
+    assert md.startswith("# Two models") and "6 done" not in md and "5 done" in md
+    assert format_mean_std(mean_std([0.80, 0.82, 0.81])) in md
+    comp = pd.read_csv(files.comparisons_csv).iloc[0]
+    assert comp["model"] == "big" and comp["n"] == 2  # paired on the seeds both have
+    assert comp["diff_mean"] == pytest.approx(np.mean([0.90 - 0.80, 0.91 - 0.82]))
+    one = write_report(pd.DataFrame(rows[:1]), ["model", "seed"], tmp_path / "one", seed="seed")
+    assert "0.800 (n = 1)" in one.report_md.read_text()
+
+
+def test_report_names_what_a_table_lacks(tmp_path):
+    runs = pd.DataFrame([{"run_id": "a", "model": "tiny", "test.macro_f1": 0.9}])
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['seed'\]"):
+        write_report(runs, ["model", "seed"], tmp_path)
+    with pytest.raises(ValueError, match="axis 'method' .* is not one of the axes"):
+        write_report(runs, ["model"], tmp_path, baselines={"method": "none"})

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
-from harkd.train.metrics import classification_metrics, expected_calibration_error, to_probs
+from harkd.train.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    macro_f1,
+    to_probs,
+)
 
 LABELS = ["a", "b", "c"]
 
@@ -70,3 +76,54 @@ def test_bad_inputs_name_the_problem() -> None:
         classification_metrics(np.array([0, 1]), np.zeros((3, 3)), LABELS)
     with pytest.raises(ValueError, match="outside 0..2"):
         classification_metrics(np.array([0, 5]), np.zeros((2, 3)), LABELS)
+
+
+def har_split(seed: int, absent: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions shaped like a HAPT-12 test subject: the six basic activities
+    common, the six postural transitions rare, the classes in `absent` never performed; the
+    classifier confuses sitting with standing and each transition with its neighbours."""
+    rng = np.random.default_rng(seed)
+    freq = np.array([17, 15, 14, 18, 19, 19, 0.6, 0.5, 0.8, 0.7, 0.9, 0.6])
+    freq[list(absent)] = 0
+    y_true = rng.choice(12, size=400, p=freq / freq.sum())
+    y_pred = y_true.copy()
+    sit, stand = y_true == 3, y_true == 4
+    y_pred[sit & (rng.random(400) < 0.15)] = 4
+    y_pred[stand & (rng.random(400) < 0.10)] = 3
+    transition = (y_true >= 6) & (rng.random(400) < 0.4)
+    y_pred[transition] = np.clip(y_true[transition] + rng.choice([-1, 1], transition.sum()),
+                                 6, 11)
+    into_absent = np.isin(y_pred, absent)  # never predicted either: those stay correct
+    y_pred[into_absent] = y_true[into_absent]
+    return y_true, y_pred
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_macro_f1_is_sklearn_macro_over_the_classes_present(seed: int) -> None:
+    y_true, y_pred = har_split(seed, absent=(9,))
+    assert 9 not in y_true and 9 not in y_pred  # a transition this subject never did
+    expected = f1_score(y_true, y_pred, average="macro", zero_division=0)
+    assert macro_f1(y_true, y_pred) == pytest.approx(expected, abs=1e-12)
+    # the absent class does not enter the average: counting it as 0 would lower the score
+    all_twelve = f1_score(y_true, y_pred, average="macro", labels=range(12), zero_division=0)
+    assert macro_f1(y_true, y_pred) == pytest.approx(all_twelve * 12 / 11, abs=1e-12)
+    # classification_metrics reports the same number and leaves the absent class unscored
+    m = classification_metrics(y_true, np.eye(12)[y_pred], [f"c{i}" for i in range(12)])
+    assert m["macro_f1"] == macro_f1(y_true, y_pred) and m["per_class_f1"]["c9"] is None
+
+
+def test_macro_f1_counts_a_class_seen_on_one_side_only_as_zero() -> None:
+    y_true = np.array([0, 0, 1, 1, 2])
+    never_predicted = np.array([0, 0, 1, 1, 1])  # class 2 true but never predicted: F1 0
+    assert macro_f1(y_true, never_predicted) == pytest.approx((1 + 0.8 + 0) / 3)
+    assert macro_f1(y_true, never_predicted) == pytest.approx(
+        f1_score(y_true, never_predicted, average="macro", zero_division=0))
+    never_true = np.array([0, 0, 1, 3, 2])  # class 3 predicted but never true: F1 0
+    assert macro_f1(y_true, never_true) == pytest.approx((1 + 2 / 3 + 1 + 0) / 4)
+
+
+def test_macro_f1_names_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        macro_f1(np.array([0, 1]), np.array([0]))
+    with pytest.raises(ValueError, match="no windows to score"):
+        macro_f1(np.array([], dtype=int), np.array([], dtype=int))
