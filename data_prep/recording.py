@@ -1,7 +1,7 @@
 """The `Recording`: one continuous, single-subject stream of sensor samples.
 
 Every reader produces Recordings; every later stage (resampling, filtering, windowing)
-consumes them. See ARCHITECTURE.md section 3.
+consumes them. See docs/architecture.md 4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `WindowSet`: labelled, subject-split windows ready for training (ARCHITECTURE.md 3).
+"""The `WindowSet`: labelled, subject-split windows ready for training (docs/architecture.md 4).
 
 Stored as two files side by side: `<stem>.npz` (arrays, no pickle) and `<stem>.json`
 (metadata). Loading uses `allow_pickle=False`, so a cache file can never run code.

@@ -1,4 +1,4 @@
-"""WindowSet loading for a run, views, normalisation and batch iteration (ARCHITECTURE.md 1-3).
+"""WindowSet loading for a run, views, normalisation and batch iteration (docs/architecture.md 5).
 
 `load_windowset(cfg)` prepares (or loads from the cache) the data protocol of a run config with
 its `data_overrides`; `view_channels` turns a view (channel groups) into channel indices;

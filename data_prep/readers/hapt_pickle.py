@@ -15,8 +15,9 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
-from data_prep.readers import register_reader
+from data_prep.readers import ReaderOptions, register_reader
 from data_prep.readers.uci_hapt_raw import LABEL_NAMES, hapt_recording
 from data_prep.recording import Recording, RecordingError
 from data_prep.safe_pickle import UnsafePickleError, frame_columns, safe_load
@@ -46,16 +47,22 @@ def package_file() -> Path:
     raise FileNotFoundError(f"{PACKAGE} is installed but has no {'/'.join(RESOURCE)} in {folders}")
 
 
-@register_reader("hapt")
-def read(path: str | Path | None = None, check_totals: bool | None = None) -> list[Recording]:
+class HaptOptions(ReaderOptions):
+    check_totals: bool | None = Field(
+        None,
+        description="compare the decoded users, experiments and samples with "
+        f"{EXPECTED_TOTALS}; None: only when reading the package's own file",
+    )
+
+
+@register_reader("hapt", HaptOptions)
+def read(path: str | Path | None, options: HaptOptions) -> list[Recording]:
     """UCI HAPT pickle from the PyPI package (acc + gyro, 50 Hz, labels 1-12).
 
-    Args:
-        path: a HAPT.pkl.gz; None reads the installed package's file.
-        check_totals: compare users/experiments/samples with `EXPECTED_TOTALS`; None checks
-            when `file` is the package's own file.
+    `path`: a HAPT.pkl.gz; None reads the installed package's file.
     """
     file = package_file() if path is None else Path(path)
+    check_totals = options.check_totals
     if check_totals is None:
         check_totals = _is_package_file(file)
     if not file.is_file():

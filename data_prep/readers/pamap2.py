@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from data_prep.readers import ReadResult, register_reader
+from data_prep.readers import ReaderOptions, ReadResult, register_reader
 from data_prep.readers._text import line_of, read_numeric, time_runs
 from data_prep.recording import Recording, RecordingError
 
@@ -64,17 +64,34 @@ LABEL_NAMES = {
 _SUBJECT_FILE = re.compile(r"^subject(\d+)\.dat$")
 
 
-@register_reader("pamap2")
-def read(
-    path: str | Path,
-    imus: Sequence[str] | str = ("hand",),
-    sensors: Sequence[str] | str = ("acc16", "gyro"),
-    heart_rate: bool = False,
-    max_gap_s: float = 1.0,
-) -> ReadResult:
+class Pamap2Options(ReaderOptions):
+    imus: list[str] = Field(
+        ["hand"],
+        description=f"IMUs read, from {', '.join(IMU_FIRST_COLUMN)}; the first one's groups are "
+        "also named by kind alone (acc, gyro, ...)",
+    )
+    sensors: list[str] = Field(
+        ["acc16", "gyro"], description=f"sensors read on each IMU, from {', '.join(SENSORS)}"
+    )
+    heart_rate: bool = Field(
+        False, description="add the heart rate (bpm), interpolated between its readings"
+    )
+    max_gap_s: float = Field(
+        1.0, gt=0, description="a time-stamp step longer than this (s) starts a new recording"
+    )
+
+    @field_validator("imus", "sensors", mode="before")
+    @classmethod
+    def _one_name(cls, value: object) -> object:
+        """A single name stands for a list of one."""
+        return [value] if isinstance(value, str) else value
+
+
+@register_reader("pamap2", Pamap2Options)
+def read(path: str | Path, options: Pamap2Options) -> ReadResult:
     """PAMAP2 Protocol subjectXXX.dat (3 IMUs at 100 Hz; default hand acc16 + gyro)."""
-    imus, sensors = ([v] if isinstance(v, str) else list(v) for v in (imus, sensors))
-    columns, channels, units, groups = _layout(imus, sensors, heart_rate)
+    heart_rate = options.heart_rate
+    columns, channels, units, groups = _layout(options.imus, options.sensors, heart_rate)
     counts: Counter = Counter()
     recordings = []
     for file in _subject_files(Path(path)):
@@ -88,7 +105,7 @@ def read(
             )
         labels = np.where(activity == 0, -1, activity).astype(np.int64)
         signals = table[:, columns]
-        runs = time_runs(table[:, 0], max_gap_s, counts)
+        runs = time_runs(table[:, 0], options.max_gap_s, counts)
         for k, run in enumerate(runs):
             if heart_rate:
                 signals[run, -1] = _interpolate_readings(table[run, 0], table[run, 2])

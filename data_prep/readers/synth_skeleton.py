@@ -13,37 +13,51 @@ duration_s, rate_hz, activities, and the noise levels of `synth_skeleton.Noise`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
-from data_prep.readers import register_reader
-from data_prep.readers.utd_mhad import skeleton_channels
+from data_prep.readers import ReaderOptions, register_reader
 from data_prep.recording import Recording
+from data_prep.skeleton_topology import skeleton_channels
 from data_prep.synth_skeleton import ACTIVITIES, Noise, generate
 
 LABEL_NAMES: dict[int, str] = {i + 1: name for i, name in enumerate(ACTIVITIES)}
 
 
-@register_reader("synth_skeleton")
-def read(
-    path: str | Path | None = None,  # not read: see the module docstring
-    n_subjects: int = 12,
-    trials: int = 3,
-    seed: int = 0,
-    duration_s: float = 12.0,
-    rate_hz: float = 50.0,
-    activities: Sequence[str] = ACTIVITIES,
-    acc_noise_g: float = 0.02,
-    acc_bias_g: float = 0.03,
-    gyro_noise_dps: float = 1.5,
-    gyro_bias_dps: float = 1.0,
-    skeleton_noise_m: float = 0.005,
-) -> list[Recording]:
+class SynthSkeletonOptions(ReaderOptions):
+    n_subjects: int = Field(12, ge=1, description="synthetic subjects (bodies)")
+    trials: int = Field(3, ge=1, description="trials of every activity per subject")
+    seed: int = Field(0, description="seed of bodies, styles and noise")
+    duration_s: float = Field(12.0, gt=0, description="length of each trial (s)")
+    rate_hz: float = Field(50.0, gt=0, description="sampling rate of skeleton and IMU (Hz)")
+    activities: list[str] = Field(
+        list(ACTIVITIES), min_length=1, description="activities generated (a subset of the default)"
+    )
+    acc_noise_g: float = Field(Noise.acc_noise_g, ge=0, description="accelerometer noise (g)")
+    acc_bias_g: float = Field(Noise.acc_bias_g, ge=0, description="accelerometer bias (g)")
+    gyro_noise_dps: float = Field(Noise.gyro_noise_dps, ge=0, description="gyroscope noise (deg/s)")
+    gyro_bias_dps: float = Field(Noise.gyro_bias_dps, ge=0, description="gyroscope bias (deg/s)")
+    skeleton_noise_m: float = Field(
+        Noise.skeleton_noise_m, ge=0, description="joint position noise (m)"
+    )
+
+
+@register_reader("synth_skeleton", SynthSkeletonOptions)
+def read(path: str | Path | None, options: SynthSkeletonOptions) -> list[Recording]:
     """SYNTHETIC paired skeleton + wrist acc/gyro (generated, no file read)."""
-    noise = Noise(acc_noise_g, acc_bias_g, gyro_noise_dps, gyro_bias_dps, skeleton_noise_m)
-    generated = generate(n_subjects, trials, seed, duration_s, rate_hz, list(activities), noise)
+    noise = Noise(**{f.name: getattr(options, f.name) for f in fields(Noise)})
+    generated = generate(
+        options.n_subjects,
+        options.trials,
+        options.seed,
+        options.duration_s,
+        options.rate_hz,
+        options.activities,
+        noise,
+    )
     n_skel = len(skeleton_channels())
     groups = {
         "skeleton": list(range(n_skel)),
@@ -66,7 +80,7 @@ def read(
                 subject=str(tr.subject),
                 session=f"synthetic-{tr.activity}-t{tr.trial}",
                 groups={g: list(i) for g, i in groups.items()},
-                source=f"synthetic:synth_skeleton(seed={seed}) subject {tr.subject} "
+                source=f"synthetic:synth_skeleton(seed={options.seed}) subject {tr.subject} "
                 f"{tr.activity} trial {tr.trial}",
                 label_names=dict(LABEL_NAMES),
             )

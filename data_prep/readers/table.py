@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from data_prep.readers import register_reader
+from data_prep.readers import ReaderOptions, register_reader
 from data_prep.recording import Recording, RecordingError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -40,17 +41,33 @@ TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _KEYS = ("subject", "session", "timestamp", "label", "channels", "units", "groups")
 
 
-@register_reader("table")
-def read(
-    path: str | Path,
-    columns: dict[str, Any],
-    rate_hz: float | None = None,
-    label_map: dict[Any, int] | None = None,
-    timestamp_unit: str = "s",
-) -> list[Recording]:
+class TableOptions(ReaderOptions):
+    columns: dict[str, Any] = Field(
+        description="the column map: subject (required), session, timestamp, label: a file "
+        "column each; channels {name: column} and units {name: unit} (required); groups "
+        "{group: [channel, ...]} (default {all: every channel})"
+    )
+    rate_hz: float | None = Field(
+        None,
+        gt=0,
+        description="sampling rate (Hz); required without a timestamp column, else 1 / the "
+        "median time-stamp step",
+    )
+    label_map: dict[Any, int] | None = Field(
+        None,
+        description="label cell -> activity id (the cells become the label names); None: "
+        "integer cells are the ids",
+    )
+    timestamp_unit: str = Field(
+        "s", description=f"unit of the timestamp column: {list(TIME_UNITS)}"
+    )
+
+
+@register_reader("table", TableOptions)
+def read(path: str | Path, options: TableOptions) -> list[Recording]:
     """CSV or Parquet samples with a column map (subject, time stamp, channels, label)."""
     path = Path(path)
-    spec = _check_spec(columns, timestamp_unit, rate_hz)
+    spec = _check_spec(options.columns, options.timestamp_unit, options.rate_hz)
     frame, where = _load(path, spec)
     keys = [_text(frame[spec[k]]).fillna("") for k in ("subject", "session") if k in spec]
     empty = np.flatnonzero((keys[0] == "").to_numpy())
@@ -60,13 +77,14 @@ def read(
     signals = np.column_stack(
         [_numeric(frame[spec["channels"][c]], where, spec["channels"][c]) for c in channels]
     ).astype(np.float32)
-    labels, label_names = _labels(frame, spec.get("label"), label_map, where)
+    labels, label_names = _labels(frame, spec.get("label"), options.label_map, where)
     t = None
     if "timestamp" in spec:
         t = _numeric(frame[spec["timestamp"]], where, spec["timestamp"], time=True)
-        t = t * TIME_UNITS[timestamp_unit]
+        t = t * TIME_UNITS[options.timestamp_unit]
     groups = {g: [channels.index(n) for n in names] for g, names in spec["groups"].items()}
     rows_of = sorted(frame.groupby(keys, sort=False).indices.items(), key=lambda kv: kv[1][0])
+    rate_hz = options.rate_hz
     if rate_hz is None:
         rate_hz = _rate_from_steps(t, [rows for _, rows in rows_of], path)
     recordings = []

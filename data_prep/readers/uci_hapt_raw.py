@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.readers import register_reader
+from data_prep.readers import ReaderOptions, register_reader
 from data_prep.recording import Recording, RecordingError
 
 RATE_HZ = 50.0
@@ -58,11 +58,9 @@ def hapt_recording(
     )
 
 
-@register_reader("uci_hapt_raw")
-def read(path: str | Path, **options: object) -> list[Recording]:
+@register_reader("uci_hapt_raw", ReaderOptions)
+def read(path: str | Path, options: ReaderOptions) -> list[Recording]:
     """UCI HAPT original RawData/ text files (acc + gyro, 50 Hz, labels.txt)."""
-    if options:
-        raise TypeError(f"uci_hapt_raw takes no options, got {sorted(options)}")
     root = Path(path)
     raw = root / "RawData" if (root / "RawData").is_dir() else root
     labels_file = raw / "labels.txt"

@@ -17,10 +17,12 @@ authors' gravity estimate, g, group `body_acc`). Sessions are `<split>-row<first
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from data_prep.readers import register_reader
+from data_prep.readers import ReaderOptions, register_reader
 from data_prep.readers._text import line_of, read_numeric
 from data_prep.recording import Recording, RecordingError
 
@@ -33,13 +35,19 @@ UNITS = [unit for _, _, unit in SIGNALS for _ in "xyz"]
 GROUPS = {name: [3 * i, 3 * i + 1, 3 * i + 2] for i, (_, name, _) in enumerate(SIGNALS)}
 
 
-@register_reader("uci_har")
-def read(path: str | Path, splits: tuple[str, ...] = ("train", "test")) -> list[Recording]:
+class UciHarOptions(ReaderOptions):
+    splits: list[Literal["train", "test"]] = Field(
+        ["train", "test"], min_length=1, description="release folders read (train, test or both)"
+    )
+
+
+@register_reader("uci_har", UciHarOptions)
+def read(path: str | Path, options: UciHarOptions) -> list[Recording]:
     """UCI-HAR pre-windowed Inertial Signals, de-overlapped into runs (acc + gyro, 50 Hz)."""
     root = Path(path)
     label_names = _activity_labels(root / "activity_labels.txt")
     recordings = []
-    for split in splits:
+    for split in options.splits:
         recordings += _read_split(root / split, split, label_names)
     return recordings
 

@@ -3,10 +3,10 @@
 Chen, Jafari & Kehtarnavaz, "UTD-MHAD: A Multimodal Dataset for Human Action Recognition
 Utilizing a Depth Camera and a Wearable Inertial Sensor", ICIP 2015: 27 actions, 8 subjects,
 4 trials each. Per trial `aA_sS_tT_skeleton.mat` holds `d_skel` [20 joints, 3, frames] (Kinect v1,
-30 Hz, metres, joint order `KINECT_V1_JOINTS`) and `aA_sS_tT_inertial.mat` holds `d_iner`
-[samples, 6] (acc x/y/z in g, gyro x/y/z in deg/s, 50 Hz; the sensor is on the right wrist for
-actions 1-21 and on the right thigh for 22-27). Files are found anywhere under `path` (the
-release puts them in `Skeleton/` and `Inertial/`).
+30 Hz, metres, joint order `data_prep.skeleton_topology.KINECT_V1_JOINTS`) and
+`aA_sS_tT_inertial.mat` holds `d_iner` [samples, 6] (acc x/y/z in g, gyro x/y/z in deg/s,
+50 Hz; the sensor is on the right wrist for actions 1-21 and on the right thigh for 22-27).
+Files are found anywhere under `path` (the release puts them in `Skeleton/` and `Inertial/`).
 
 The two files of a trial are paired by action, subject and trial. Both streams start at t = 0;
 the skeleton is interpolated (a cubic spline, `scipy.interpolate.CubicSpline`) onto the inertial
@@ -28,59 +28,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from data_prep.readers import ReadResult, register_reader
+from data_prep.readers import ReaderOptions, ReadResult, register_reader
 from data_prep.recording import Recording, RecordingError
+from data_prep.skeleton_topology import KINECT_V1_JOINTS, skeleton_channels
 
-#: Kinect v1 joints in UTD-MHAD's order (the synthetic generator uses the same set and order)
-KINECT_V1_JOINTS: tuple[str, ...] = (
-    "head",
-    "shoulder_center",
-    "spine",
-    "hip_center",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "left_hand",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-    "right_hand",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "left_foot",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "right_foot",
-)
-#: the bone tree: joint -> parent joint (hip_center is the root)
-PARENT_OF: dict[str, str] = {
-    "head": "shoulder_center",
-    "shoulder_center": "spine",
-    "spine": "hip_center",
-    "left_shoulder": "shoulder_center",
-    "left_elbow": "left_shoulder",
-    "left_wrist": "left_elbow",
-    "left_hand": "left_wrist",
-    "right_shoulder": "shoulder_center",
-    "right_elbow": "right_shoulder",
-    "right_wrist": "right_elbow",
-    "right_hand": "right_wrist",
-    "left_hip": "hip_center",
-    "left_knee": "left_hip",
-    "left_ankle": "left_knee",
-    "left_foot": "left_ankle",
-    "right_hip": "hip_center",
-    "right_knee": "right_hip",
-    "right_ankle": "right_knee",
-    "right_foot": "right_ankle",
-}
-#: parent index of each joint (-1: the root)
-KINECT_V1_PARENTS: tuple[int, ...] = tuple(
-    KINECT_V1_JOINTS.index(PARENT_OF[j]) if j in PARENT_OF else -1 for j in KINECT_V1_JOINTS
-)
 SKELETON_RATE_HZ = 30.0
 INERTIAL_RATE_HZ = 50.0
 LABEL_NAMES: dict[int, str] = {
@@ -116,16 +69,18 @@ _FILE = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_(skeleton|inertial)\.mat$")
 _KEYS = {"skeleton": "d_skel", "inertial": "d_iner"}
 
 
-def skeleton_channels() -> list[str]:
-    """Channel names of the flattened skeleton: `<joint>_<axis>`, joint-major."""
-    return [f"{j}_{a}" for j in KINECT_V1_JOINTS for a in "xyz"]
+class UtdMhadOptions(ReaderOptions):
+    missing_partner: Literal["error", "skip"] = Field(
+        "error",
+        description="a trial with only one of its two .mat files: stop naming the missing "
+        "file, or skip the trial and count it",
+    )
 
 
-@register_reader("utd_mhad")
-def read(path: str | Path, missing_partner: Literal["error", "skip"] = "error") -> ReadResult:
+@register_reader("utd_mhad", UtdMhadOptions)
+def read(path: str | Path, options: UtdMhadOptions) -> ReadResult:
     """UTD-MHAD skeleton + inertial .mat pairs (one Recording per trial, 50 Hz)."""
-    if missing_partner not in ("error", "skip"):
-        raise ValueError(f"utd_mhad option missing_partner={missing_partner!r}: 'error' or 'skip'")
+    missing_partner = options.missing_partner
     counts: Counter = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
     recordings = []

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from data_prep.readers import ReadResult, register_reader
+from data_prep.readers import ReaderOptions, ReadResult, register_reader
 from data_prep.readers._text import time_runs
 from data_prep.recording import Recording, RecordingError
 
@@ -139,19 +140,23 @@ class _Parser:
             self.bad(line_no, head, "file ends mid-record")
 
 
-@register_reader("wisdm")
-def read(
-    path: str | Path,
-    on_bad_line: Literal["error", "skip"] = "error",
-    max_gap_s: float = 1.0,
-) -> ReadResult:
+class WisdmOptions(ReaderOptions):
+    on_bad_line: Literal["error", "skip"] = Field(
+        "error",
+        description="a malformed record: stop naming file and line, or skip it and count it",
+    )
+    max_gap_s: float = Field(
+        1.0, gt=0, description="a time-stamp step longer than this (s) starts a new recording"
+    )
+
+
+@register_reader("wisdm", WisdmOptions)
+def read(path: str | Path, options: WisdmOptions) -> ReadResult:
     """WISDM v1.1 raw accelerometer text (20 Hz, m/s^2), known defects repaired and counted."""
-    if on_bad_line not in ("error", "skip"):
-        raise ValueError(f"on_bad_line must be 'error' or 'skip', got {on_bad_line!r}")
     path = Path(path)
     if path.is_dir():
         path = path / "WISDM_ar_v1.1_raw.txt"
-    parser = _Parser(path, on_bad_line)
+    parser = _Parser(path, options.on_bad_line)
     with open(path) as lines:
         for line_no, text in enumerate(lines, 1):
             parser.line(line_no, text)
@@ -167,7 +172,7 @@ def read(
     runs_of: Counter = Counter()
     bounds = [0, *(np.flatnonzero(np.diff(user)) + 1).tolist(), len(user)]
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        for run in time_runs(t[a:b], max_gap_s, parser.counts):
+        for run in time_runs(t[a:b], options.max_gap_s, parser.counts):
             i, j = a + run.start, a + run.stop
             subject = str(user[a])
             session = f"run{runs_of[subject]}"

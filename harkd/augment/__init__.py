@@ -1,4 +1,4 @@
-"""Batched, reproducible time-series augmentation (ARCHITECTURE.md 3, "Augmenters").
+"""Batched, reproducible time-series augmentation (docs/architecture.md 6).
 
 Importing the package registers every op; `build_policy` turns a policy name into a callable
 `(x [B, C, T], y_soft [B, K], generator) -> (x, y_soft)`.

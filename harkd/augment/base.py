@@ -1,4 +1,4 @@
-"""Base class, registry and shared helpers of the batched augmenters (ARCHITECTURE.md 3).
+"""Base class, registry and shared helpers of the batched augmenters (docs/architecture.md 6).
 
 Every augmenter maps a batch `(x [B, C, T], y_soft [B, K], generator)` to a new
 `(x, y_soft)`. Random parameters are drawn per sample, only from the given

@@ -17,9 +17,10 @@ from torch import Tensor
 
 from harkd.augment.base import AugmentContext, Augmenter, check_batch, get_op
 from harkd.config import ConfigError, load_yaml
+from harkd.shipped import SHIPPED_CONFIGS
 
-#: the default policy file (the repository's configs/augment/policies.yaml)
-DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "configs" / "augment" / "policies.yaml"
+#: the default policy file: the shipped configs/augment/policies.yaml
+DEFAULT_POLICIES = SHIPPED_CONFIGS / "augment" / "policies.yaml"
 
 
 class Policy:

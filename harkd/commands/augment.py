@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from data_prep.windowset import SPLITS, WindowSet
+from harkd.shipped import config_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from harkd.augment import list_policies
 
     try:
+        policies = None if args.policies is None else config_file(args.policies)
         if args.list:
-            print(format_policies(list_policies(args.policies)))
+            print(format_policies(list_policies(policies)))
             return 0
         if args.data is None:
             print("harkd augment: --show needs --data CONFIG", file=sys.stderr)
@@ -59,12 +61,11 @@ def run(args: argparse.Namespace) -> int:
         from data_prep.config import load_data_config
         from data_prep.pipeline import prepare
 
-        ws = prepare(
-            load_data_config(args.data, args.overrides), cache_dir=args.cache_dir, progress=False
-        )
+        cfg = load_data_config(config_file(args.data), args.overrides)
+        ws = prepare(cfg, cache_dir=args.cache_dir, progress=False)
         out = args.out or Path(f"augment-{args.show.replace('+', '_')}.png")
         path = show(
-            ws, args.show, out, n=args.n, split=args.split, seed=args.seed, policies=args.policies
+            ws, args.show, out, n=args.n, split=args.split, seed=args.seed, policies=policies
         )
     except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
         print(f"harkd augment: {err}", file=sys.stderr)

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harkd.shipped import config_file
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="run directory of `harkd train`/`distill`")
@@ -30,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from harkd.deploy.export import export_run
 
     try:
-        result = export_run(args.run_dir, args.int8, args.data, args.format, args.calibration,
+        data = None if args.data is None else config_file(args.data)
+        result = export_run(args.run_dir, args.int8, data, args.format, args.calibration,
                             args.per_channel)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f"harkd export: {err}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """`harkd prep CONFIG [key=value ...]`: build (or load) a data protocol's WindowSet and report it.
 
 Prints what was read, the windows per split and class, what was repaired or dropped and why,
-and the cache file and whether it was a hit. `harkd prep --list-readers` lists the readers.
+and the cache file and whether it was a hit. `harkd prep --list-readers` lists the readers
+and every option each one takes (`reader_options` in a protocol); `harkd prep --describe
+READER` adds what that reader reads, in full.
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.readers import Reader
 from data_prep.windowset import SPLITS, WindowSet
+from harkd.shipped import config_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="data protocol YAML (configs/data/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. split.fold=3")
-    parser.add_argument("--list-readers", action="store_true", help="list the registered readers")
+    parser.add_argument(
+        "--list-readers", action="store_true", help="list the readers and their options"
+    )
+    parser.add_argument(
+        "--describe", metavar="READER", help="what READER reads, and its options, in full"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -30,26 +39,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.readers import list_readers
+    from data_prep.readers import get_reader, list_readers
 
     if args.list_readers:
-        for name, doc in list_readers().items():
-            print(f"{name:15s} {doc}")
+        for reader in list_readers().values():
+            print(f"{reader.name:15s} {reader.summary}")
+            print("\n".join(f"{'':18s}{line}" for line in option_lines(reader)))
+        return 0
+    if args.describe is not None:
+        try:
+            reader = get_reader(args.describe)
+        except KeyError as err:
+            print(f"harkd prep: {err.args[0]}", file=sys.stderr)
+            return 2
+        print(describe_reader(reader))
         return 0
     if args.config is None:
-        print("harkd prep: give a data protocol YAML, or --list-readers", file=sys.stderr)
+        need = "a data protocol YAML, --list-readers or --describe READER"
+        print(f"harkd prep: give {need}", file=sys.stderr)
         return 2
     from data_prep.config import load_data_config
     from data_prep.pipeline import prepare
 
     try:
-        cfg = load_data_config(args.config, args.overrides)
+        cfg = load_data_config(config_file(args.config), args.overrides)
         ws = prepare(cfg, cache_dir=args.cache_dir, progress=not args.no_progress)
     except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
         print(f"harkd prep: {err}", file=sys.stderr)
         return 1
     print(summary(ws))
     return 0
+
+
+def option_lines(reader: Reader) -> list[str]:
+    """One line per option of the reader: `name (type, default ...): what it does`."""
+    lines = [
+        f"{o.name} ({o.type}, "
+        + ("required" if o.default is None else f"default {o.default}")
+        + f"): {o.description}"
+        for o in reader.options.describe()
+    ]
+    return lines or ["(no options)"]
+
+
+def describe_reader(reader: Reader) -> str:
+    """What the reader reads (its module's docstring), then its options."""
+    heading = "options (reader_options in a data protocol YAML):"
+    return "\n".join([reader.doc, "", heading, *(f"  {line}" for line in option_lines(reader))])
 
 
 def summary(ws: WindowSet) -> str:
@@ -70,7 +106,26 @@ def summary(ws: WindowSet) -> str:
         "dropped   " + _counts(m["dropped"]),
         f"cache     {m['cache_path']}.npz ({'hit' if m['from_cache'] else 'written'})",
     ]
+    if "pool" in m:  # split.pool: the training windows without a usable label
+        lines.insert(
+            -1,
+            f"pool      {int(ws.mask('pool').sum()):,} unlabelled windows (subjects with hidden "
+            f"labels: {len(m['split_subjects']['pool'])}): " + _counts(m["pool"]),
+        )
+    lines[-1:-1] = _file_details(read.get("details", {}), f"{m['cache_path']}.json")
     return "\n".join(lines)
+
+
+def _file_details(details: dict[str, dict], meta_file: str, shown: int = 10) -> list[str]:
+    """What the reader did to each file (`ReadResult.details`), the first `shown` files."""
+    out = [
+        f"{'files' if k == 0 else '':10s}{Path(source).name}: "
+        + ", ".join(f"{key} {value}" for key, value in facts.items())
+        for k, (source, facts) in enumerate(list(details.items())[:shown])
+    ]
+    if len(details) > shown:
+        out.append(f"{'':10s}... {len(details) - shown} more in {meta_file} (read.details)")
+    return out
 
 
 def _class_table(ws: WindowSet) -> str:

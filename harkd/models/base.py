@@ -1,4 +1,4 @@
-"""Model contract and registry (ARCHITECTURE.md 3).
+"""Model contract and registry (docs/architecture.md 7).
 
 Every model returns `ModelOutput(logits, features)`; `features` holds named intermediate maps
 ([B, C', T'] or [B, D]) that distillers read without forward hooks. `LogitsOnly` wraps any

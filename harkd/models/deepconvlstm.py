@@ -7,7 +7,7 @@ shared by every sensor channel; the C x 64 features of each time step feed two L
 from the last time step.
 
 Parameter count for HAPT acc+gyro (6 channels, 12 classes): 458,828 with the paper's two LSTM
-layers. The 327k published with TinyHAR's pipeline (Zhou et al., ISWC 2022; ARCHITECTURE.md 4)
+layers. The 327k published with TinyHAR's pipeline (Zhou et al., ISWC 2022; docs/architecture.md 15)
 is that repository's configuration: one LSTM layer of 128 and stride 2 on the 2nd and 4th
 convolution (`lstm_layers=1, strides=(1, 2, 1, 2)` here gives exactly 326,732 parameters and
 24.5M MACs for a 128-sample window against the published 24.9M). The paper's design costs

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.config import load_data_config
+from data_prep.readers import get_reader, list_readers
 from harkd.cli import main
 from harkd.config import ConfigError
 
@@ -73,6 +74,72 @@ def test_list_readers_and_errors(tmp_path, capsys):
     assert main(["prep", str(HAPT_QUICK), "reader=uci_hapt_raw", f"path={tmp_path}"]) == 1
     assert "no labels.txt" in capsys.readouterr().err
     assert main(["prep"]) == 2
+
+
+def test_list_readers_prints_every_declared_option(capsys):
+    assert main(["prep", "--list-readers"]) == 0
+    listing = capsys.readouterr().out
+    sections = {}  # reader name -> its option lines, as printed
+    for line in listing.splitlines():
+        if line[:1].strip():
+            name = line.split()[0]
+            sections[name] = []
+        else:
+            sections[name].append(line.strip())
+    assert set(sections) == set(list_readers())
+    assert any(
+        line.startswith("columns (dict[str, Any], required): the column map: subject (required)")
+        for line in sections["table"]
+    )
+    assert sections["uci_hapt_raw"] == ["(no options)"]
+    for name, reader in list_readers().items():
+        options = reader.options.describe()
+        for option in options:
+            assert option.description, f"{name}.{option.name} has no description"
+        assert [line.split(" (")[0] for line in sections[name] if line != "(no options)"] == [
+            o.name for o in options
+        ]
+
+
+def test_describe_prints_the_format_and_options(capsys):
+    assert main(["prep", "--describe", "table"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Reader `table`: any CSV or Parquet table")
+    assert "channels: {acc_x: ax, acc_y: ay, acc_z: az}" in out  # the column map, in full
+    assert "\n  timestamp_unit (str, default 's'): unit of the timestamp column" in out
+    assert main(["prep", "--describe", "tabel"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harkd prep: unknown reader 'tabel'; known readers: [")
+    assert len(err.splitlines()) == 1
+
+
+def test_unknown_reader_option_is_one_line_naming_it(tmp_path, capsys):
+    argv = ["prep", str(HAPT_QUICK), "reader_options.check_total=true", "--no-progress"]
+    assert main([*argv, "--cache-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "reader 'hapt'" in err and "unknown key 'check_total'" in err
+    assert "['check_totals']" in err
+    assert not list(tmp_path.iterdir())  # refused before anything was read or cached
+    table = get_reader("table")
+    with pytest.raises(ConfigError) as info:
+        table(tmp_path / "x.csv", colums={})
+    message = str(info.value)
+    assert "\n" not in message and "unknown key 'colums'" in message
+    assert "allowed keys here: ['columns', 'label_map', 'rate_hz', 'timestamp_unit']" in message
+    with pytest.raises(ConfigError, match="timestamp_unit: Input should be a valid string"):
+        table(tmp_path / "x.csv", columns={}, timestamp_unit=3)
+
+
+def test_prep_finds_shipped_configs_from_any_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["prep", "configs/data/hapt-quick.yaml", "reader=uci_hapt_raw", "path=."]) == 1
+    assert "no labels.txt" in capsys.readouterr().err  # the shipped protocol was loaded
+    assert main(["prep", "configs/data/hapt-quik.yaml"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("harkd prep: configs/data/hapt-quik.yaml: config file not found")
+    assert str(tmp_path) in err and "shipped configs" in err
 
 
 def test_console_script_runs():
