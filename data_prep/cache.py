@@ -1,8 +1,9 @@
 """On-disk cache of prepared WindowSets, keyed by a hash of source + config.
 
 The source's fingerprint is the relative path, size and modification time of every file under
-it (a single file or a folder), so editing a recording or the config gives a new key, while an
-unchanged rerun loads `<cache_dir>/<name>-<key>.npz/.json` (no pickle; see `WindowSet.load`).
+it (a single file or a folder) and of files named by reader options, so editing a recording, an
+annotation table or the config gives a new key, while an unchanged rerun loads
+`<cache_dir>/<name>-<key>.npz/.json` (no pickle; see `WindowSet.load`).
 """
 
 from __future__ import annotations
@@ -47,16 +48,25 @@ def source_fingerprint(source: Path) -> list[tuple[str, int, int]]:
 
 
 def cache_key(cfg: DataConfig, source: Path) -> str:
-    """16 hex digits of sha256 over the pipeline version, source fingerprint and config."""
-    blob = json.dumps(
-        {
-            "version": PIPELINE_VERSION,
-            "source": source_fingerprint(source),
-            "config": cfg.model_dump(mode="json"),
-        },
-        sort_keys=True,
-    )
+    """16 hex digits of sha256 over the pipeline version, source fingerprint and config, plus
+    the fingerprint of every file a reader option names (an annotation table, a manifest;
+    relative to the source's folder)."""
+    content = {
+        "version": PIPELINE_VERSION,
+        "source": source_fingerprint(source),
+        "config": cfg.model_dump(mode="json"),
+    }
+    folder = source if source.is_dir() else source.parent
+    named = {k: folder / Path(v).expanduser() for k, v in cfg.reader_options.items() if _text(v)}
+    option_files = {k: source_fingerprint(p) for k, p in sorted(named.items()) if p.is_file()}
+    if option_files:
+        content["reader_files"] = option_files
+    blob = json.dumps(content, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def cache_stem(cfg: DataConfig, key: str, cache_dir: Path) -> Path:
