@@ -19,6 +19,20 @@ in training, 4,486 once the branches are merged.
 Presets differ only in the width multiplier (channel counts rounded to multiples of 8):
 `tiny_xs` (0.25, 2,022 training parameters), `tiny_s` (0.5, 4,038), `tiny` (1.0, 8,070),
 `tiny_m` (1.5, 12,102), `tiny_l` (3.0, 24,198); a deeper net is `widths=[...]` with more entries.
+
+Microcontroller sizes, named by the parameter count they deploy with (branches merged; 3 acc
+channels, 6 classes; MACs per window from `harkd.deploy.flops.deployed_cost`):
+
+| preset | options | deployed params | MACs | test macro-F1, seed 0 |
+|---|---|---|---|---|
+| `tiny_500` | width 0.125 (8 channels), stem kernel 15 | 518 | 3,504 | 0.850 |
+| `tiny_1k` | width 0.25 (16 channels) = `tiny_xs` | 1,126 | 6,816 | 0.866 |
+| `tiny_2k` | width 0.5 (32 channels) = `tiny_s` | 2,246 | 13,632 | 0.886 |
+| `tiny` | the default (64 channels) | 4,486 | 27,264 | (0.901 +- 0.008, 3 seeds) |
+
+Deployed parameters are 70 x channels + 6 with the default kernels (the stem's 3 x 17 weights
+per channel dominate); at 8 channels the stem kernel 15 brings 566 down to 518. Macro-F1:
+hapt-quick, student_tiny.yaml with model.name set (30 epochs, patience 10), one seed only.
 """
 
 from __future__ import annotations
@@ -39,6 +53,14 @@ TINY_PRESETS: dict[str, float] = {
     "tiny": 1.0,
     "tiny_m": 1.5,
     "tiny_l": 3.0,
+}
+
+#: microcontroller-size presets, named by their deployed parameter count (3 channels, 6 classes):
+#: name -> (nominal deployed parameters, TinyNet options); see the module docstring
+SIZE_PRESETS: dict[str, tuple[int, dict[str, float]]] = {
+    "tiny_500": (500, {"width": 0.125, "stem_kernel": 15}),
+    "tiny_1k": (1_100, {"width": 0.25}),
+    "tiny_2k": (2_200, {"width": 0.5}),
 }
 
 #: the default design (see the module docstring)
@@ -275,3 +297,5 @@ class TinyNet(HARModel):
 
 for _name, _multiplier in TINY_PRESETS.items():
     register_model(_name, role="student")(partial(TinyNet, width=_multiplier))
+for _name, (_, _options) in SIZE_PRESETS.items():
+    register_model(_name, role="student")(partial(TinyNet, **_options))

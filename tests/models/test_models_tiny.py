@@ -6,14 +6,15 @@ import copy
 import io
 import warnings
 
+import numpy as np
 import onnx
 import pytest
 import torch
 
-from harkd.deploy.export import logits_module
-from harkd.deploy.flops import count_params
+from harkd.deploy.export import check_export, export_onnx, logits_module
+from harkd.deploy.flops import count_params, deployed_cost
 from harkd.models import build_model
-from harkd.models.tiny import TINY_PRESETS, RepConvBNAct
+from harkd.models.tiny import SIZE_PRESETS, TINY_PRESETS, RepConvBNAct
 
 
 def settled(model: torch.nn.Module) -> torch.nn.Module:
@@ -34,7 +35,7 @@ def test_presets_grow_from_about_1k_to_about_30k_params() -> None:
     assert 3_000 <= count_params(build_model("tiny", 3, 6, 128)) <= 10_000
 
 
-@pytest.mark.parametrize("name", sorted(TINY_PRESETS))
+@pytest.mark.parametrize("name", sorted([*TINY_PRESETS, *SIZE_PRESETS]))
 def test_channel_counts_are_multiples_of_8(name: str) -> None:
     model = build_model(name, 3, 6, 128)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -133,3 +134,38 @@ def test_folded_normalization_takes_raw_windows(train: bool) -> None:
         model.fold_input_normalization([0.0, 0.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="std must be > 0"):
         model.fold_input_normalization([0.0, 0.0, 0.0], [1.0, 0.0, 1.0])
+
+
+def test_size_presets_deploy_within_15_percent_of_their_names() -> None:
+    deployed = {}
+    for name, (nominal, _) in SIZE_PRESETS.items():
+        cost = deployed_cost(build_model(name, 3, 6, 128), (1, 3, 128))
+        assert abs(cost["params"] - nominal) <= 0.15 * nominal, (name, cost)
+        assert cost["params"] < cost["train_params"], name  # the branches merged away
+        deployed[name] = cost["params"]
+    default = deployed_cost(build_model("tiny", 3, 6, 128), (1, 3, 128))["params"]
+    assert sorted(deployed.values()) == list(deployed.values()) and max(deployed.values()) < default
+
+
+@pytest.mark.parametrize("name", sorted(SIZE_PRESETS))
+def test_size_preset_trains_a_step_and_exports(name, hapt_quick_small, tmp_path) -> None:
+    ws = hapt_quick_small
+    idx = ws.channel_indices(["acc"])
+    norm = ([ws.meta["norm"]["mean"][i] for i in idx], [ws.meta["norm"]["std"][i] for i in idx])
+    train = ws.mask("train")
+    mean, std = (torch.tensor(v)[:, None] for v in norm)
+    x = (torch.from_numpy(ws.X[train][:64, idx]) - mean) / std
+    y = torch.from_numpy(ws.y[train][:64]).long()
+    torch.manual_seed(0)
+    model = build_model(name, 3, ws.num_classes, 128).train()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = torch.nn.functional.cross_entropy(model(x).logits, y)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    model.eval()
+    path = export_onnx(model, tmp_path / f"{name}.onnx", 3, 128, {"harkd.model": name}, norm)
+    check = check_export(model, path, np.ascontiguousarray(ws.X[ws.mask("test")][:300, idx]), norm)
+    assert check.passed, check
