@@ -79,6 +79,7 @@ class LatencyConfig(Section):
     runs: int = Field(2000, ge=10, description="timed batch-1 calls")
     warmup: int = Field(200, ge=0)
     batch: int = Field(256, ge=1, description="the large batch for per-window time")
+    int8: bool = Field(False, description="also quantize to int8 and time and score that")
 
 
 class RunConfig(Section):

@@ -1,277 +1,169 @@
-"""The quickstart: one command from the raw UCI HAPT recordings to a benchmarked student.
+"""The quickstart: a grid spec (configs/quickstart.yaml) run by the experiment engine, then a
+deployment report of what it trained.
 
-Steps (each reused when already done, and said so): prepare the data protocol; train the
-acc+gyro teacher; train the accelerometer-only student alone and distilled with each method,
-once per seed; export every student to ONNX and int8; time the teacher and the students on
-onnxruntime's CPU provider beside the runtime floor; write `report.md`, `summary.json` and PNGs
-(the confusion matrix of the best student, chosen on validation macro-F1, and macro-F1 against
-latency). Latency depends on the architecture only, so it is measured on the seed-0 run.
+`run_quickstart` runs (or resumes) the grid: the training nodes (the teacher) and the cells
+(students × seeds), each exported to ONNX (and int8) and timed on onnxruntime's CPU provider
+beside the runtime floor by the grid's `latency` option; finished runs, exports and timings
+are reused from the run store. `write_quickstart_report` then reads the store: one row per
+training node name and per cell group (the cells' axis labels other than the seed), test
+macro-F1 as mean ± std over seeds (over the node's instances for a node), deployed parameters
+and MACs, batch-1 p50 latency (median over the group's runs) and its ratio to the floor, and
+the int8 figures; `report.md`, `summary.json`, the confusion matrix of the best group on
+validation macro-F1 (its best seed, chosen on validation), and macro-F1 against latency.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harkd.config import (
-    ConfigError,
-    LatencyConfig,
-    RunConfig,
-    apply_overrides,
-    format_validation_error,
-    load_yaml,
-    validate_run_config,
-)
-from harkd.data import load_windowset, merge_overrides
+from data_prep.configio import apply_overrides, load_config
+from harkd.grid.runner import GridSummary, run_dir_of, run_grid, store_path
+from harkd.grid.spec import GridSpec, spec_from_dict
+from harkd.grid.store import RunRow, RunStore
+from harkd.report.plots import f1_latency
+from harkd.report.stats import MeanStd, format_mean_std, mean_std
+from harkd.report.tables import markdown_table
+from harkd.train.rundir import atomic_write_bytes, atomic_write_json
 
-
-class QuickstartConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    output_dir: str = "runs/quickstart"
-    teacher: str = Field(description="run config of the teacher")
-    students: dict[str, str] = Field(description="label -> run config of a student")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    teacher_overrides: dict[str, Any] = Field(default_factory=dict)
-    student_overrides: dict[str, Any] = Field(default_factory=dict)
-    bench: LatencyConfig = Field(default_factory=LatencyConfig)
-    int8: bool = True
+HEADER = ["model", "runs", "test macro-F1", "params", "MACs", "p50 µs", "× floor", "int8 p50 µs",
+          "int8 size", "int8 ΔF1"]
 
 
-def load_quickstart_config(
-    path: str | Path, overrides: list[str] | None = None
-) -> QuickstartConfig:
-    raw = apply_overrides(load_yaml(path), overrides or [])
-    try:
-        return QuickstartConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, QuickstartConfig, str(path))) from None
-
-
-def teacher_config(qs: QuickstartConfig) -> RunConfig:
-    raw = merge_overrides(load_yaml(qs.teacher), qs.teacher_overrides)
-    raw.update(name="teacher", output_dir=qs.output_dir)
-    return validate_run_config(raw, source=qs.teacher)
-
-
-def student_config(qs: QuickstartConfig, label: str, seed: int, teacher_dir: Path) -> RunConfig:
-    """A student's run config: its own file, the quickstart's overrides, seed and teacher."""
-    raw = merge_overrides(load_yaml(qs.students[label]), qs.student_overrides)
-    raw = merge_overrides(raw, {"train": {"seed": seed}})
-    raw.update(name=f"{label}-seed{seed}", output_dir=str(Path(qs.output_dir) / "students"))
-    for teacher in raw.get("teachers", {}).values():
-        teacher["run_dir"] = str(teacher_dir)
-    return validate_run_config(raw, source=qs.students[label])
+def load_quickstart(path: str | Path, overrides: list[str] | None = None) -> GridSpec:
+    """The quickstart's grid spec with `key=value` overrides of the spec file applied."""
+    path = Path(path)
+    raw = apply_overrides(load_config(path), overrides or [])
+    return spec_from_dict(raw, source=str(path), spec_dir=path.parent)
 
 
 def _say(text: str) -> None:
     print(f"[harkd demo] {text}", flush=True)
 
 
-def _export(run_dir: Path, int8: bool) -> dict[str, Any]:
-    """Export a run (reusing an earlier export of the same weights by the same exporter) and
-    return export.json."""
-    from harkd.deploy.export import EXPORT_FORMAT, export_run
-
-    record = run_dir / "export.json"
-    onnx = run_dir / "model.onnx"
-    fresh = record.is_file() and onnx.is_file()
-    fresh = fresh and onnx.stat().st_mtime >= (run_dir / "model.safetensors").stat().st_mtime
-    fresh = fresh and json.loads(record.read_text()).get("export_format") == EXPORT_FORMAT
-    if fresh and (not int8 or (run_dir / "model.int8.onnx").is_file()):
-        _say(f"reusing the ONNX export in {run_dir}")
-    else:
-        export_run(run_dir, int8=int8)
-    return json.loads(record.read_text())
-
-
-def _bench(path: Path, run_dir: Path, qs: QuickstartConfig) -> dict[str, Any]:
-    """onnxruntime latency of one ONNX file (cached beside it as <file>.bench.json)."""
-    from harkd.deploy.latency import benchmark
-    from harkd.train.checkpoint import load_run_model
-
-    cache = path.with_suffix(".bench.json")
-    if cache.is_file() and cache.stat().st_mtime >= path.stat().st_mtime:
-        _say(f"reusing the latency measurement of {path}")
-        return json.loads(cache.read_text())
-    model, _ = load_run_model(run_dir)
-    b = qs.bench
-    result = benchmark(
-        path, threads=b.threads, runs=b.runs, warmup=b.warmup, batch=b.batch, module=model
-    )
-    cache.write_text(json.dumps(result, indent=1))
+def run_quickstart(spec: GridSpec, profile: str | None = None, workers: int = 1,
+                   progress: bool = True) -> dict[str, Any]:
+    """Run the grid, write the report; returns the summary written to summary.json."""
+    exp = spec.expand(profile)
+    out = spec.grid_dir(profile).resolve()
+    _say(f"1/2 {len(exp.nodes)} training node(s) {sorted({n.axes['node'] for n in exp.nodes})}"
+         f" and {len(exp.cells)} cells ({', '.join(a.name for a in spec.axes)}), each exported "
+         "and timed")
+    summary = run_grid(spec, profile, grid_dir=out, workers=workers, progress=progress)
+    _say(f"    {summary.ran} trained now, {summary.done - summary.ran} reused from {out}")
+    if summary.failed or summary.blocked or summary.pending:
+        raise RuntimeError(f"{summary.failed} runs failed, {summary.blocked} blocked, "
+                           f"{summary.pending} unfinished: {'; '.join(summary.failures)}")
+    _say("2/2 report")
+    result = write_quickstart_report(out, spec, summary)
+    print(result["table"])
+    _say(f"report: {out / 'report.md'}")
     return result
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+def group_runs(rows: list[RunRow], seed_axis: str | None) -> dict[str, list[RunRow]]:
+    """Finished runs by row label: a training node's name, or a cell's axis labels other than
+    the seed (`method=kd`, or `kd` when it is the only one)."""
+    groups: dict[str, list[RunRow]] = {}
+    for r in rows:
+        if r.kind == "node":
+            label = f"teacher: {r.axes['node']}" if r.axes["node"] != "teacher" else "teacher"
+        else:
+            rest = {k: v for k, v in r.axes.items() if k != seed_axis}
+            label = "/".join(rest.values()) if len(rest) <= 1 else " ".join(
+                f"{k}={v}" for k, v in rest.items())
+        groups.setdefault(label, []).append(r)
+    return groups
 
 
-def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> dict[str, Any]:
-    """Run every step and write the report; return the summary written to summary.json."""
-    from harkd.deploy.flops import deployed_cost
-    from harkd.train.checkpoint import load_run_model
-    from harkd.train.loop import fit
-
-    out = Path(qs.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t_cfg = teacher_config(qs)
-    _say(f"1/5 preparing {t_cfg.data}")
-    ws = load_windowset(t_cfg, progress=progress)
-    hit = "loaded from the cache" if ws.meta.get("from_cache") else "prepared and cached"
-    counts = {s: int(ws.mask(s).sum()) for s in ("train", "val", "test")}
-    _say(f"    {ws.meta.get('name')}: {len(ws)} windows {counts}, {hit}")
-
-    _say(f"2/5 teacher {t_cfg.model.name} on {t_cfg.model.view}")
-    teacher = fit(t_cfg, ws, run_dir=out / "teacher", progress=progress)
-    teacher_dir = Path(teacher.run_dir)
-
-    _say(f"3/5 students {list(qs.students)} x seeds {qs.seeds}")
-    runs: dict[str, list[Any]] = {}
-    for label in qs.students:
-        for seed in qs.seeds:
-            cfg = student_config(qs, label, seed, teacher_dir)
-            runs.setdefault(label, []).append(fit(cfg, ws, progress=progress))
-
-    _say("4/5 ONNX export, int8 and onnxruntime latency")
-    rows = []
-    t_model, t_meta = load_run_model(teacher_dir)
-    _export(teacher_dir, int8=False)
-    rows.append(
-        _row(
-            "teacher",
-            [teacher],
-            teacher_dir,
-            _bench(teacher_dir / "model.onnx", teacher_dir, qs),
-            deployed_cost(t_model, (1, t_meta["in_channels"], t_meta["window"])),
-            None,
-        )
-    )
-    for label, results in runs.items():
-        exports = [_export(Path(r.run_dir), qs.int8) for r in results]
-        run_dir = Path(results[0].run_dir)
-        model, meta = load_run_model(run_dir)
-        bench = _bench(run_dir / "model.onnx", run_dir, qs)
-        int8 = None
-        if qs.int8:
-            int8 = {
-                "size_ratio": exports[0]["int8"]["size_ratio"],
-                "f1_change": [e["int8"]["f1_change"] for e in exports],
-                "bench": _bench(run_dir / "model.int8.onnx", run_dir, qs),
-            }
-        cost = deployed_cost(model, (1, meta["in_channels"], meta["window"]))
-        rows.append(_row(label, results, run_dir, bench, cost, int8))
-
-    _say("5/5 report")
-    summary = _write_report(out, rows, runs, ws, qs)
-    print(summary["table"])
-    _say(f"report: {out / 'report.md'}")
-    return summary
-
-
-def _row(label, results, run_dir, bench, cost, int8) -> dict[str, Any]:
-    test_f1 = [r.metrics["test"]["macro_f1"] for r in results]
-    val_f1 = [r.metrics["val"]["macro_f1"] for r in results]
-    b1 = bench["batch1"]
-    row = {
+def _row(label: str, runs: list[RunRow]) -> dict[str, Any]:
+    lat = [r.metrics["latency"] for r in runs if r.metrics and "latency" in r.metrics]
+    test = [r.metrics["test"]["macro_f1"] for r in runs]
+    row: dict[str, Any] = {
         "name": label,
-        "run_dir": str(run_dir),
-        "seeds": [r.seed for r in results],
-        "test_macro_f1": _mean_std(test_f1),
-        "test_macro_f1_per_seed": test_f1,
-        "val_macro_f1": _mean_std(val_f1),
-        "params": cost["params"],  # as deployed (training-time branches merged)
-        "train_params": cost["train_params"],
-        "macs": cost["macs"],
-        "file_bytes": bench["file_bytes"],
-        "p50_us": b1["model"]["p50_us"],
-        "floor_p50_us": b1["floor"]["p50_us"],
-        "x_floor": b1["x_floor"]["p50"],
-        "torch_p50_us": bench["torch_eager"]["stats"]["p50_us"],
+        "role": "teacher" if runs[0].kind == "node" else "student",
+        "runs": [r.hash for r in runs],
+        "seeds": [r.config["train"]["seed"] for r in runs],
+        "test_macro_f1": mean_std(test).to_dict(),
+        "test_macro_f1_per_run": test,
+        "val_macro_f1": mean_std([r.metrics["val"]["macro_f1"] for r in runs]).to_dict(),
     }
-    if int8 is not None:
-        row["int8"] = {
-            "p50_us": int8["bench"]["batch1"]["model"]["p50_us"],
-            "x_floor": int8["bench"]["batch1"]["x_floor"]["p50"],
-            "size_ratio": int8["size_ratio"],
-            "macro_f1_change": _mean_std(int8["f1_change"]),
-        }
+    if lat:
+        row.update(params=lat[0]["params"], macs=lat[0]["macs"],
+                   p50_us=float(np.median([x["p50_us"] for x in lat])),
+                   x_floor=float(np.median([x["x_floor_p50"] for x in lat])),
+                   floor_p50_us=float(np.median([x["floor_p50_us"] for x in lat])))
+        int8 = [x["int8"] for x in lat if "int8" in x]
+        if int8:
+            row["int8"] = {"p50_us": float(np.median([q["p50_us"] for q in int8])),
+                           "size_ratio": float(np.median([q["size_ratio"] for q in int8])),
+                           "macro_f1_change": mean_std([q["macro_f1_change"] for q in int8])
+                           .to_dict()}
     return row
 
 
-def _write_report(out: Path, rows, runs, ws, qs: QuickstartConfig) -> dict[str, Any]:
-    from harkd.deploy.compare import plot
+def _stat(d: dict[str, Any]) -> MeanStd:
+    """A `MeanStd` from its JSON form (null std: one value)."""
+    return MeanStd(d["mean"], float("nan") if d["std"] is None else d["std"], d["n"])
 
-    head = (
-        "| model | seeds | test macro-F1 | params | MACs | p50 µs | × floor | "
-        "int8 p50 µs | int8 size | int8 ΔF1 |"
-    )
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        m, s = r["test_macro_f1"]
-        i8 = r.get("int8")
-        cells = [
-            r["name"],
-            str(len(r["seeds"])),
-            f"{m:.4f} ± {s:.4f}",
-            f"{r['params']:,}",
-            f"{r['macs']:,}",
-            f"{r['p50_us']:.1f}",
-            f"{r['x_floor']:.2f}",
-            f"{i8['p50_us']:.1f}" if i8 else "",
-            f"{i8['size_ratio']:.2f}×" if i8 else "",
-            f"{i8['macro_f1_change'][0]:+.4f} ± {i8['macro_f1_change'][1]:.4f}" if i8 else "",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
 
-    students = [r for r in rows if r["name"] != "teacher"]
-    best = max(students, key=lambda r: r["val_macro_f1"][0])  # chosen on validation only
-    best_run = max(runs[best["name"]], key=lambda r: r.metrics["val"]["macro_f1"])
-    shutil.copyfile(
-        Path(best_run.run_dir) / "confusion_test.png", out / "confusion_best_student.png"
-    )
-    plot(
-        [
-            {
-                "name": r["name"],
-                "p50_us": r["p50_us"],
-                "macro_f1": r["test_macro_f1"][0],
-                "role": "teacher" if r["name"] == "teacher" else "student",
-            }
-            for r in rows
-        ],
-        out / "f1_vs_latency.png",
-    )
-    floor = rows[0]["floor_p50_us"]
+def _cells(row: dict[str, Any]) -> list[str]:
+    i8 = row.get("int8")
+    return [
+        row["name"], str(len(row["runs"])), format_mean_std(_stat(row["test_macro_f1"]), 4),
+        f"{row['params']:,}" if "params" in row else "",
+        f"{row['macs']:,}" if "macs" in row else "",
+        f"{row['p50_us']:.1f}" if "p50_us" in row else "",
+        f"{row['x_floor']:.2f}" if "x_floor" in row else "",
+        f"{i8['p50_us']:.1f}" if i8 else "",
+        f"{i8['size_ratio']:.2f}×" if i8 else "",
+        format_mean_std(_stat(i8["macro_f1_change"]), 4, signed=True) if i8 else "",
+    ]
+
+
+def write_quickstart_report(out: Path, spec: GridSpec, summary: GridSummary) -> dict[str, Any]:
+    """report.md, summary.json, confusion_best_student.png and f1_vs_latency.png in `out`."""
+    with RunStore(store_path(out)) as store:
+        rows = store.rows("done")
+    seed_axis = next((a.name for a in spec.axes if a.key == "train.seed"), None)
+    groups = group_runs(rows, seed_axis)
+    table_rows = [_row(label, runs) for label, runs in groups.items()]
+    table = markdown_table(HEADER, [_cells(r) for r in table_rows])
+    students = [r for r in table_rows if r["role"] == "student"]
+    best = max(students, key=lambda r: r["val_macro_f1"]["mean"])  # on validation only
+    best_run = max(groups[best["name"]], key=lambda r: r.metrics["val"]["macro_f1"])
+    atomic_write_bytes(out / "confusion_best_student.png",
+                       (run_dir_of(out, best_run.hash) / "confusion_test.png").read_bytes())
+    f1_latency([{"name": r["name"], "p50_us": r["p50_us"], "role": r["role"],
+                 "macro_f1": r["test_macro_f1"]["mean"]} for r in table_rows if "p50_us" in r],
+               out / "f1_vs_latency.png")
+    floors = [r["floor_p50_us"] for r in table_rows if "floor_p50_us" in r]
+    floor = float(np.median(floors)) if floors else float("nan")
     text = [
-        "# harkd quickstart",
+        f"# harkd quickstart: {spec.name}",
         "",
-        f"Data: {ws.meta.get('name')} (UCI HAPT, real recordings), "
-        f"{ {s: int(ws.mask(s).sum()) for s in ('train', 'val', 'test')} } windows; "
-        f"test subjects {ws.meta['split_subjects']['test']} never seen in training or "
-        "validation; normalisation from the training split; model selection on validation "
-        "macro-F1.",
-        f"Students: seeds {qs.seeds}, test macro-F1 mean ± std over seeds. The teacher is one "
-        "run (seed of its config).",
-        f"Latency: onnxruntime CPU provider, {qs.bench.threads} thread(s), batch 1, p50 of "
-        f"{qs.bench.runs} runs; runtime floor (one-node graph, same input) p50 {floor:.1f} µs, "
-        "measured interleaved in the same run. Students are timed on their seed-0 run; "
-        "int8 ΔF1 is the test macro-F1 change from float to int8, mean ± std over seeds.",
+        f"Spec: `{spec.source}`; grid folder `{out}` ({summary.done} runs: "
+        f"{sum(r.kind == 'node' for r in rows)} training nodes, "
+        f"{sum(r.kind == 'cell' for r in rows)} cells).",
+        "Test subjects are never seen in training, validation or normalisation; every model is "
+        "selected on validation macro-F1 (the best epoch, early stopping as its config says).",
+        "Test macro-F1: mean ± sample std over the runs of a row (seeds; a training node's "
+        "instances); one run shows `(n = 1)`.",
+        f"Latency: onnxruntime CPU provider, {spec.latency['threads'] if spec.latency else 1} "
+        "thread(s), batch 1, p50 (median over the row's runs); the runtime floor (a one-node "
+        f"graph with the same input) p50 {floor:.1f} µs, measured interleaved in the same run. "
+        "int8 ΔF1: test macro-F1 change from float to int8, mean ± std over the row's runs.",
         "",
         table,
         "",
-        f"Best student on validation: **{best['name']}** "
-        f"(confusion matrix of its best seed on the test split: `confusion_best_student.png`).",
-        "Macro-F1 against latency: `f1_vs_latency.png`.",
+        f"Best student on validation: **{best['name']}** (confusion matrix of its best run on "
+        "the test split: `confusion_best_student.png`). Macro-F1 against latency: "
+        "`f1_vs_latency.png`.",
         "",
     ]
-    (out / "report.md").write_text("\n".join(text))
-    summary = {"rows": rows, "best_student": best["name"], "table": table}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    atomic_write_bytes(out / "report.md", "\n".join(text).encode())
+    result = {"rows": table_rows, "best_student": best["name"], "table": table}
+    atomic_write_json(out / "summary.json", result)
+    return result

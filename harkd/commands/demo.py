@@ -1,4 +1,5 @@
-"""`harkd demo [--config configs/quickstart.yaml] [key=value ...]`: the quickstart."""
+"""`harkd demo [--config configs/quickstart.yaml] [--profile P] [--workers N] [key=value ...]`:
+the quickstart, a grid spec run by the experiment engine, then its report."""
 
 from __future__ import annotations
 
@@ -6,26 +7,31 @@ import argparse
 import sys
 
 from harkd.config import ConfigError
+from harkd.shipped import config_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/quickstart.yaml", help="quickstart YAML")
+    parser.add_argument("--config", default="configs/quickstart.yaml",
+                        help="the quickstart's grid spec (default: the shipped one)")
+    parser.add_argument("--profile", default=None, help="a profile of the spec, e.g. short")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local worker processes (each gets cores // workers threads)")
     parser.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="e.g. seeds=[0] student_overrides.train.epochs=5",
+        help="keys of the spec, e.g. axes.seed=[0] output_dir=/tmp/qs",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from harkd.quickstart import load_quickstart_config, run_quickstart
+    from harkd.quickstart import load_quickstart, run_quickstart
 
     try:
-        qs = load_quickstart_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
-    run_quickstart(qs, progress=not args.no_progress)
+        spec = load_quickstart(config_file(args.config), args.overrides)
+        run_quickstart(spec, args.profile, workers=args.workers, progress=not args.no_progress)
+    except (ConfigError, OSError, RuntimeError, ValueError) as err:
+        print(f"harkd demo: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
     return 0

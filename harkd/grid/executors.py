@@ -144,16 +144,31 @@ def outcome_from_result(run_hash: str, result: RunResult, fit_s: float,
     )
 
 
-def measure_latency(run_dir: str, options: dict[str, int]) -> dict[str, float]:
-    """Export a finished run to ONNX (checked against PyTorch) and time it at batch 1."""
+def measure_latency(run_dir: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Export a finished run to ONNX (checked against PyTorch) and time it at batch 1 beside
+    the runtime floor; its deployed parameters and MACs; with `int8`, the int8 model's time,
+    size and macro-F1 change too."""
     from harkd.deploy.export import export_run
+    from harkd.deploy.flops import deployed_cost
     from harkd.deploy.latency import benchmark
+    from harkd.train.checkpoint import load_run_model
 
-    bench = benchmark(export_run(run_dir).onnx_path, threads=options["threads"],
-                      runs=options["runs"], warmup=options["warmup"], batch=options["batch"])
-    one = bench["batch1"]
-    return {"p50_us": one["model"]["p50_us"], "p99_us": one["model"]["p99_us"],
-            "x_floor_p50": one["x_floor"]["p50"], "threads": options["threads"]}
+    exported = export_run(run_dir, int8=bool(options.get("int8")))
+    timing = {k: options[k] for k in ("threads", "runs", "warmup", "batch")}
+    one = benchmark(exported.onnx_path, **timing)["batch1"]
+    model, card = load_run_model(run_dir)
+    cost = deployed_cost(model, (1, *card.input_shape))
+    out: dict[str, Any] = {
+        "p50_us": one["model"]["p50_us"], "p99_us": one["model"]["p99_us"],
+        "floor_p50_us": one["floor"]["p50_us"], "x_floor_p50": one["x_floor"]["p50"],
+        "threads": options["threads"], "params": cost["params"], "macs": cost["macs"],
+    }
+    if exported.int8_path is not None and exported.int8 is not None:
+        q = benchmark(exported.int8_path, **timing)["batch1"]
+        out["int8"] = {"p50_us": q["model"]["p50_us"], "x_floor_p50": q["x_floor"]["p50"],
+                       "size_ratio": exported.int8["size_ratio"],
+                       "macro_f1_change": exported.int8["f1_change"]}
+    return out
 
 
 def execute(task: RunTask) -> RunOutcome:

@@ -183,7 +183,7 @@ def run_grid(
                     in_flight[row.hash] = time.perf_counter()
                     pool.submit(RunTask(row.hash, with_teacher_dirs(row.config, gdir),
                                         str(run_dir_of(gdir, row.hash)),
-                                        spec.latency if row.kind == "cell" else None,
+                                        spec.latency,
                                         tuple(row.deps)))
                 if not in_flight:
                     break
