@@ -13,7 +13,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from data_prep.configio import (  # noqa: F401  (re-exported: the harkd layers import them here)
     ConfigError,
@@ -65,6 +73,20 @@ class TrainConfig(Section):
     weight_decay: float = Field(1e-2, ge=0)
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     patience: int | None = Field(10, ge=1, description="early stopping on val macro-F1")
+    selection: Literal["best_val", "last"] = Field(
+        "best_val",
+        description="the model kept: the epoch of best validation macro-F1, or the last epoch "
+        "(a fixed epoch budget; use with patience: null)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_default_selection(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave `selection` out while it is the default, so configs written before it existed
+        keep their hashes (and their finished runs)."""
+        out = handler(self)
+        if self.selection == "best_val":
+            del out["selection"]
+        return out
     grad_clip: float | None = Field(5.0, gt=0)
     class_weights: bool = False
     seed: int = 0

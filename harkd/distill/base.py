@@ -30,17 +30,25 @@ class Batch:
     x: [B, C_all, T] normalised (and possibly augmented) windows with every channel group;
     y: [B] hard labels (argmax of `y_soft` for mixed samples);
     y_soft: [B, K] label distribution (one-hot unless a mixing augmenter changed it);
-    x_teacher: the input the teachers see when it differs from `x` (e.g. un-augmented).
+    x_teacher: the input the teachers see when it differs from `x` (e.g. un-augmented);
+    x_pool: [B', C_all, T] unlabelled pool windows drawn with this batch, for a method whose
+    params say `pool: true` (augmented like `x`); x_pool_teacher: what the teachers see of them.
     """
 
     x: torch.Tensor
     y: torch.Tensor
     y_soft: torch.Tensor
     x_teacher: torch.Tensor | None = None
+    x_pool: torch.Tensor | None = None
+    x_pool_teacher: torch.Tensor | None = None
 
     @property
     def teacher_x(self) -> torch.Tensor:
         return self.x if self.x_teacher is None else self.x_teacher
+
+    @property
+    def teacher_pool(self) -> torch.Tensor | None:
+        return self.x_pool if self.x_pool_teacher is None else self.x_pool_teacher
 
 
 class ViewModel(nn.Module):
@@ -182,6 +190,11 @@ class Distiller(nn.Module):
                 f"the config names {sorted(teachers) or 'none'}"
             )
         return parsed
+
+    @property
+    def uses_pool(self) -> bool:
+        """Whether this run trains on unlabelled pool windows too (params `pool: true`)."""
+        return bool(getattr(self.params, "pool", False))
 
     @classmethod
     def description(cls) -> str:

@@ -7,7 +7,7 @@ checked against the config and, by `check_compatible`, against the data), the Di
 augmentation policy, the training batches and the validation windows that select the model.
 
 `BatchSource` is the one place a training `Batch` is put together (loader, augmentation,
-class weights); a method that also needs unlabelled windows would get a second loader here.
+class weights, and for a method with `pool: true` one batch of unlabelled pool windows).
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ import torch.nn.functional as F
 
 from data_prep.windowset import WindowSet
 from harkd.config import ConfigError, RunConfig, TeacherConfig
-from harkd.data import Normalizer, WindowLoader, make_loader, view_channels
+from harkd.data import (
+    Normalizer,
+    PoolLoader,
+    WindowLoader,
+    make_loader,
+    make_pool_loader,
+    view_channels,
+)
 from harkd.distill.base import (
     Batch,
     DistillContext,
@@ -52,7 +59,9 @@ class BatchSource:
     `Batch`: labels one-hot as `y_soft`, then the augmentation policy with this source's own
     seeded generator (the teachers get the clean windows with `teacher_input: clean`), then
     the class weights scale the columns of `y_soft` (which makes every cross-entropy against
-    it the class-weighted one).
+    it the class-weighted one). With a `pool` loader, each batch also carries the next batch of
+    unlabelled pool windows, through the same augmentation (the pool's order depends only on
+    the seed and the epoch, so a resumed run sees the same pool batches).
     """
 
     def __init__(
@@ -63,10 +72,12 @@ class BatchSource:
         clean_teacher_input: bool,
         class_weights: torch.Tensor | None,
         seed: int,
+        pool: PoolLoader | None = None,
     ) -> None:
         self.loader, self.num_classes, self.policy = loader, num_classes, policy
         self.clean_teacher_input, self.class_weights = clean_teacher_input, class_weights
         self.generator = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)
+        self.pool = pool
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -79,8 +90,23 @@ class BatchSource:
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """The batches of `epoch` (their order depends only on the seed and the epoch)."""
         self.loader.set_epoch(epoch)
+        pool = None
+        if self.pool is not None:
+            self.pool.set_epoch(epoch)
+            pool = iter(self.pool)
         for x, y in self.loader:
-            yield self.batch(x, y)
+            batch = self.batch(x, y)
+            if pool is not None:
+                batch.x_pool, batch.x_pool_teacher = self._augmented(next(pool))
+            yield batch
+
+    def _augmented(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Unlabelled windows through the policy (labels unused), and the teachers' input."""
+        if self.policy is None:
+            return x, None
+        out, _ = self.policy(x, torch.full((len(x), self.num_classes), 1 / self.num_classes),
+                             self.generator)
+        return out, x if self.clean_teacher_input else None
 
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
         y_soft = F.one_hot(y, self.num_classes).float()
@@ -143,6 +169,7 @@ def assemble(cfg: RunConfig, ws: WindowSet) -> Run:
         cfg.augment.teacher_input == "clean",
         class_weights(ws) if tc.class_weights else None,
         tc.seed,
+        make_pool_loader(ws, tc.batch_size, tc.seed, normalizer) if distiller.uses_pool else None,
     )
     val = ws.mask("val")
     if not val.any():

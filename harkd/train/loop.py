@@ -5,7 +5,8 @@ Each stage of `distiller.stages()` has its own AdamW optimiser on the stage's
 the Distiller returns its losses per batch and their sum is minimised. After every epoch of a
 stage that selects the model, the student is scored on the validation split: the best
 validation macro-F1 picks the model (the test split is never looked at before the end) and
-`train.patience` epochs without improvement end the stage. A checkpoint is written atomically
+`train.patience` epochs without improvement end the stage; with `train.selection: last` the
+last epoch is kept (a fixed epoch budget, validation only reported). A checkpoint is written atomically
 after every epoch, so an interrupted run resumes there and ends with the same weights as an
 uninterrupted one; a finished run with the same config, data and teachers is returned from its
 metrics.json without training. The end writes the model with its run card
@@ -292,7 +293,7 @@ class _Fitter:
             val_accuracy=val["accuracy"],
             val_s=time.perf_counter() - t0,
         )
-        if val["macro_f1"] > s.best_f1:
+        if val["macro_f1"] > s.best_f1 or self.cfg.train.selection == "last":
             s.best_f1, s.best_epoch, s.bad_epochs = val["macro_f1"], s.global_epoch, 0
             self.best = {k: v.detach().clone() for k, v in self._state_tensors().items()}
             record["best"] = True
