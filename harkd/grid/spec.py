@@ -31,14 +31,15 @@ A spec YAML (configs/grids/*.yaml) reads::
 **Cells.** An axis is a dotted RunConfig key or one of `ALIASES`. A value is either the value
 set at that key, or a *bundle*: a mapping with `set` (dotted key -> value, several keys at
 once), `from` (a run config file whose section for this axis — `distill` for the method axis,
-`augment` for the augment axis — the value inherits) and a `label`. Labels identify values in
-the store, in include/exclude rules and in the report. Expansion: the product of the axes (last
-axis varies fastest), minus the cells matching any `exclude` rule, plus the cells of each
-`include` rule (a partial assignment whose missing axes range over all their values; values may
-lie outside the axis). In a rule, a list means "any of these values" (write `[[a, b]]` for the
-list value `[a, b]`). Cells whose resolved configs are identical are merged (counted). A
-profile (`--profile NAME`) sets dotted keys on every cell after the axes; `axis=label: {...}`
-only on the cells with that label.
+`augment` for the augment axis — the value inherits) and a `label`. An axis whose name is no
+config key (e.g. `budget`, `draw`) holds bundles only: its labels name what their `set` does.
+Labels identify values in the store, in include/exclude rules and in the report. Expansion: the
+product of the axes (last axis varies fastest), minus the cells matching any `exclude` rule,
+plus the cells of each `include` rule (a partial assignment whose missing axes range over all
+their values; values may lie outside the axis). In a rule, a list means "any of these values"
+(write `[[a, b]]` for the list value `[a, b]`). Cells whose resolved configs are identical are
+merged (counted). A profile (`--profile NAME`) sets dotted keys on every cell after the axes;
+`axis=label: {...}` only on the cells with that label.
 
 **Training nodes.** Wherever a config names a teacher's finished run directory, the teacher
 may instead be a training node: `{from: NAME}` (an entry of `nodes:`, optionally with more
@@ -484,8 +485,8 @@ def parse_value(key: str, value: Any, where: str, spec_dir: Path | None = None) 
         raise ConfigError(f"{where}: bundle needs a `label` or a value for {key!r} in `set`")
     label = str(value["label"]) if "label" in value else _label_of(sets[key])
     items = {**inherited, **sets}
-    if key not in sets and not inherited:
-        items = {key: label, **sets}
+    if key not in sets and not inherited and key.split(".")[0] in RunConfig.model_fields:
+        items = {key: label, **sets}  # a config key's axis gets the label as its value
     return AxisValue(label, tuple(items.items()))
 
 
