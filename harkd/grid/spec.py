@@ -267,7 +267,8 @@ class GridSpec:
                 out.nodes[name] = dict(value)
                 continue
             if "=" not in key:
-                out.cells.append((None, resolve_axis_key(key), value))
+                (k, v), = _with_data_path({resolve_axis_key(key): value}, self.spec_dir).items()
+                out.cells.append((None, k, v))
                 continue
             name, label = key.split("=", 1)
             pos = self._axis_pos(name, where)
@@ -275,7 +276,9 @@ class GridSpec:
                 raise ConfigError(f"{self.source}: {where}: axis {name!r} has no value {label!r}")
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{self.source}: {where} must map dotted keys to values")
-            out.cells += [((pos, label), resolve_axis_key(k), v) for k, v in value.items()]
+            items = _with_data_path({resolve_axis_key(k): v for k, v in value.items()},
+                                    self.spec_dir)
+            out.cells += [((pos, label), k, v) for k, v in items.items()]
         return out
 
     def _resolve(
@@ -346,7 +349,7 @@ class GridSpec:
             found, value = _get_dotted(parent, key)
             if found:
                 raw = _replace_dotted(raw, key, value)
-        raw = merge_keys(raw, {**definition.set, **extra})
+        raw = merge_keys(raw, _with_data_path({**definition.set, **extra}, self.spec_dir))
         for key, value in {**settings.nodes.get(None, {}), **settings.nodes.get(name, {})}.items():
             raw = merge_keys(raw, {key: value})
         raw["name"] = f"{self.name}-{name}"
@@ -425,6 +428,13 @@ def _node_def(raw: Any, where: str) -> NodeDef:
         raise ConfigError(format_validation_error(err, NodeDef, where)) from None
 
 
+def _with_data_path(items: dict[str, Any], spec_dir: Path | None) -> dict[str, Any]:
+    """Dotted keys to set, with a relative `data` path made absolute against `spec_dir`."""
+    if spec_dir is not None and isinstance(items.get("data"), str):
+        return {**items, "data": str(resolve_path(items["data"], spec_dir))}
+    return items
+
+
 def _resolve_data(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """An inline run config with a relative `data` path made absolute against `base_dir`."""
     if isinstance(raw.get("data"), str):
@@ -460,9 +470,7 @@ def parse_value(key: str, value: Any, where: str, spec_dir: Path | None = None) 
     that holds `key` (e.g. `distill` for `distill.method`), before the bundle's `set`.
     """
     if not _is_bundle(value):
-        if key == "data" and isinstance(value, str) and spec_dir is not None:
-            value = str(resolve_path(value, spec_dir))
-        return AxisValue(_label_of(value), ((key, value),))
+        return AxisValue(_label_of(value), tuple(_with_data_path({key: value}, spec_dir).items()))
     unknown = sorted(set(value) - {"label", "set", "from"})
     if unknown:
         raise ConfigError(f"{where}: bundle has unknown keys {unknown}; allowed: "
@@ -470,7 +478,7 @@ def parse_value(key: str, value: Any, where: str, spec_dir: Path | None = None) 
     sets = value.get("set", {})
     if not isinstance(sets, Mapping) or ("set" in value and not sets):
         raise ConfigError(f"{where}: bundle `set` must be a non-empty mapping of dotted keys")
-    sets = {resolve_axis_key(k): v for k, v in sets.items()}
+    sets = _with_data_path({resolve_axis_key(k): v for k, v in sets.items()}, spec_dir)
     inherited: dict[str, Any] = {}
     if "from" in value:
         section = key.split(".")[0]
