@@ -168,3 +168,21 @@ def test_report_names_what_a_table_lacks(tmp_path):
         write_report(runs, ["model", "seed"], tmp_path)
     with pytest.raises(ValueError, match="axis 'method' .* is not one of the axes"):
         write_report(runs, ["model"], tmp_path, baselines={"method": "none"})
+
+
+def test_bootstrap_interval_of_paired_differences():
+    from scipy import stats as sps
+
+    from harkd.report.stats import bootstrap_ci
+
+    d = np.array([0.031, 0.012, 0.045, -0.004, 0.027, 0.019, 0.038, 0.008, 0.022, 0.050])
+    low, high = bootstrap_ci(d)
+    assert low < d.mean() < high and d.min() < low and high < d.max()
+    assert bootstrap_ci(d) == (low, high)  # seeded: the same pairs give the same interval
+    ref = sps.bootstrap((d,), np.mean, confidence_level=0.95, method="percentile",
+                        n_resamples=20_000, random_state=1).confidence_interval
+    assert low == pytest.approx(ref.low, abs=0.003) and high == pytest.approx(ref.high, abs=0.003)
+    t = paired_test(d)
+    assert (t.ci_low, t.ci_high) == (low, high) and t.ci_low > 0  # this lift excludes 0
+    noisy = paired_test(d - d.mean())
+    assert noisy.ci_low < 0 < noisy.ci_high
