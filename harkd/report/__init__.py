@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harkd.report import plots
@@ -217,6 +218,9 @@ def _comparison_section(done: pd.DataFrame, layout: _Layout, metric: str, out: P
         table[f"Δ {metric}"] = [format_mean_std(MeanStd(*v), signed=True) for v in zip(
             comp["diff_mean"], comp["diff_std"], comp["n"], strict=True)]
         table["n"] = comp["n"]
+        table["95% bootstrap CI"] = [f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else ""
+                                     for lo, hi in zip(comp["ci_low"], comp["ci_high"],
+                                                       strict=True)]
         table["test"] = comp["test"]
         table["p"] = [fmt(p) for p in comp["p"]]
         md += [f"### {axis} vs {axis}={baseline}\n", f"![delta]({png.name})\n",
