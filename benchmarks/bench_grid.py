@@ -13,7 +13,7 @@
    Target: overhead <= 2 s per node.
 3. `--size-quick`: one epoch of every augmentation × method cell of
    configs/grids/hapt_aug_ablation.yaml on the full hapt-quick protocol, 2 workers of 1 thread
-   (how `--profile quick` runs here), against a 1-epoch cnn1d teacher trained here. From the
+   (how `--profile quick` runs here), against the spec's teacher node at 1 epoch. From the
    measured per-epoch and fixed (set-up + evaluation) times it derives the largest epoch count
    that keeps the mean run within 40 s (84 runs on 2 workers then take about 28 min, half the
    hour the profile promises), and projects the 84-run grid's wall time.
@@ -37,13 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.config import load_data_config
+from data_prep.configio import load_config
 from data_prep.pipeline import prepare
-from harkd.config import validate_run_config
 from harkd.grid.executors import available_cores
 from harkd.grid.runner import run_grid, store_path
-from harkd.grid.spec import load_spec, spec_from_dict
+from harkd.grid.spec import spec_from_dict
 from harkd.grid.store import RunStore
-from harkd.train.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]
 HAPT_QUICK = REPO / "configs" / "data" / "hapt-quick.yaml"
@@ -161,26 +160,15 @@ def graph(tmp: Path, workers: int = 2) -> dict[str, Any]:
 
 def size_quick(tmp: Path) -> dict[str, Any]:
     """Epoch and fixed costs of every ablation cell at 1 epoch; the quick profile's epochs."""
-    teacher = tmp / "teacher"
-    tcfg = validate_run_config({"data": str(HAPT_QUICK),
-                                "model": {"name": "cnn1d", "view": ["acc", "gyro"]},
-                                "train": {"epochs": 1, "patience": None}})
-    print("training a 1-epoch cnn1d teacher on hapt-quick (timing only) ...")
-    fit(tcfg, run_dir=teacher, progress=False)
-    spec = load_spec(ABLATION)
-    raw = {
-        "name": "size", "output_dir": str(tmp / "size"),
-        "base": {**spec.base, "teachers": {"cnn1d": {**spec.base["teachers"]["cnn1d"],
-                                                     "run_dir": str(teacher)}}},
-        "axes": {a.name: [{"label": v.label, "set": dict(v.assignments)} for v in a.values]
-                 for a in spec.axes if a.name != "seed"},
-        "profiles": {"one": {"train.epochs": 1, "train.patience": None,
-                             "method=iekd": {"distill.params.ae_epochs": 1}}},
-    }
-    summary = run_grid(spec_from_dict(raw, source="size"), "one", workers=2, threads=1,
-                       progress=True)
+    raw = load_config(ABLATION)
+    raw["axes"].pop("seed")
+    raw.update(name="size", output_dir=str(tmp / "size"), profiles={"one": {
+        "train.epochs": 1, "train.patience": None, "method=iekd": {"distill.params.ae_epochs": 1},
+        "nodes": {"train.epochs": 1, "train.patience": None}}})
+    spec = spec_from_dict(raw, source=str(ABLATION), spec_dir=ABLATION.parent)
+    summary = run_grid(spec, "one", workers=2, threads=1, progress=True)
     with RunStore(store_path(summary.grid_dir)) as store:
-        rows = store.rows("done")
+        rows = [r for r in store.rows("done") if r.kind == "cell"]
     cells = [{**r.axes, "epochs": r.timings["epochs_run"],
               "s_per_epoch": r.timings["train_s"] / r.timings["epochs_run"],
               "fixed_s": r.timings["fit_s"] - r.timings["train_s"],

@@ -134,12 +134,21 @@ def test_shipped_grids_expand():
     ablation = load_spec(REPO / "configs/grids/hapt_aug_ablation.yaml")
     for profile in (None, "quick"):
         exp = ablation.expand(profile)
-        assert len(exp.runs) == 84
-        assert {r.axes["augment"] for r in exp.runs} == {
+        assert len(exp.cells) == 84 and len(exp.nodes) == 1
+        assert {r.axes["augment"] for r in exp.cells} == {
             "none", "jitter", "scaling", "jitter+scaling", "timewarp", "rotation", "mixup"}
-        assert {r.axes["method"] for r in exp.runs} == {"none", "kd", "iekd", "sk"}
-    quick = ablation.expand("quick").runs
-    assert all(r.config.model.view == ["acc"] for r in quick)
-    assert {r.config.distill.params.get("ae_epochs") for r in quick
+        assert {r.axes["method"] for r in exp.cells} == {"none", "kd", "iekd", "sk"}
+        (teacher,) = exp.nodes
+        assert teacher.config.model.view == ["acc", "gyro"]
+        assert all(r.deps == ((teacher.hash,) if r.axes["method"] != "none" else ())
+                   for r in exp.cells)
+    quick = ablation.expand("quick")
+    assert all(r.config.model.view == ["acc"] for r in quick.cells)
+    assert quick.nodes[0].config.train.epochs == 2
+    assert {r.config.distill.params.get("ae_epochs") for r in quick.cells
             if r.axes["method"] == "iekd"} == {1}
-    assert len(load_spec(REPO / "configs/grids/tiny_smoke.yaml").expand().runs) == 8
+    # each method's parameters are its own config's, not a copy
+    kd = next(r for r in quick.cells if r.axes["method"] == "kd")
+    assert kd.config.distill.params == {"alpha": 0.9, "temperature": 1.0}
+    smoke = load_spec(REPO / "configs/grids/tiny_smoke.yaml").expand()
+    assert (len(smoke.cells), len(smoke.nodes)) == (8, 1)
