@@ -47,7 +47,8 @@ may instead be a training node: `{from: NAME}` (an entry of `nodes:`, optionally
 inline mapping) with `set` merged over it; it inherits the dotted keys listed in `inherit`
 (default `data` and `data_overrides`) from the config that names it, so a per-fold or
 per-subject-draw teacher follows its cell. Nodes may name nodes as teachers (chains of any
-depth). The teacher entry becomes `{name, view, params, node: HASH}` from the node's model, so
+depth). The teacher entry becomes `{name, view, params, node: HASH}` from the node's model
+(replacing any of these, or a `run_dir`, that a config merged under it had), so
 a cell's hash covers its whole chain; each distinct resolved node (config, data, fold and seed
 included) is one run, keyed by its hash and shared by every cell that needs it. Cycles and
 names missing from `nodes:` are refused when the spec loads. Relative paths in a spec (`base`,
@@ -91,6 +92,8 @@ ALIASES: dict[str, str] = {
 }
 #: what a training node inherits from the config that names it, unless it says otherwise
 DEFAULT_INHERIT = ("data", "data_overrides")
+#: teacher keys a node reference replaces with its node's (left from a config merged under it)
+REPLACED_BY_NODE = {"name", "view", "params", "run_dir"}
 #: profile keys that address training nodes instead of cells
 NODES_KEY, NODE_PREFIX = "nodes", "node="
 
@@ -325,7 +328,7 @@ class GridSpec:
     ) -> GridRun:
         """The training node a teacher entry names, resolved against the config naming it."""
         allowed = {"from", "set"} if "from" in entry else {"node"}
-        unknown = sorted(set(entry) - allowed)
+        unknown = sorted(set(entry) - allowed - REPLACED_BY_NODE)
         if unknown or ("from" in entry and "node" in entry):
             raise ConfigError(f"{self.source}: {where}: a teacher node is {{from: NAME, set: "
                               f"{{...}}}} or {{node: {{config, set, inherit}}}}; got keys "

@@ -152,3 +152,32 @@ def test_shipped_grids_expand():
     assert kd.config.distill.params == {"alpha": 0.9, "temperature": 1.0}
     smoke = load_spec(REPO / "configs/grids/tiny_smoke.yaml").expand()
     assert (len(smoke.cells), len(smoke.nodes)) == (8, 1)
+
+
+def test_shipped_regime_grids_expand_to_their_graphs():
+    budget = load_spec(REPO / "configs/grids/label_budget.yaml").expand()
+    assert (len(budget.nodes), len(budget.cells)) == (100, 250)
+    nodes = {n.hash: n for n in budget.nodes}
+    for cell in budget.cells:
+        split = cell.config.data_overrides["split"]
+        assert cell.config.train.seed == split["label_budget_seed"] == int(cell.axes["draw"])
+        for dep in cell.deps:  # the draw's own teacher: same labelled subjects and seed, no pool
+            t = nodes[dep].config
+            assert t.data_overrides["split"] == {**split, "pool": False}
+            assert t.train.seed == cell.config.train.seed
+        wanted = {"none": 0, "ls": 0, "kd": 1, "kd+pool": 1, "kd+pool-acc": 1}[cell.axes["method"]]
+        assert len(cell.deps) == wanted
+        if cell.axes["method"] == "kd+pool-acc":
+            assert nodes[cell.deps[0]].config.model.view == ["acc"]
+    sizes = load_spec(REPO / "configs/grids/student_size.yaml").expand()
+    assert (len(sizes.nodes), len(sizes.cells)) == (3, 200)
+    by_name = {n.axes["node"]: n for n in sizes.nodes}
+    assert by_name["assistant"].deps == (by_name["teacher"].hash,)  # teacher -> assistant chain
+    assert {c.deps for c in sizes.cells if c.axes["method"] == "takd"} == {
+        (by_name["assistant"].hash,)}
+    folds = load_spec(REPO / "configs/grids/hapt12.yaml").expand()
+    assert (len(folds.nodes), len(folds.cells)) == (10, 70)
+    for cell in folds.cells:
+        for dep in cell.deps:
+            node = next(n for n in folds.nodes if n.hash == dep)
+            assert node.config.data_overrides == cell.config.data_overrides  # the cell's fold
