@@ -114,9 +114,9 @@ def f1_latency(rows: Sequence[dict[str, Any]], path: str | Path) -> int:
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 p50 latency, onnxruntime CPU, 1 thread (µs, log scale)")
     ax.set_ylabel("test macro-F1")
-    for role, colour in colours.items():
-        ax.scatter([], [], color=colour, label=role)
-    ax.legend(loc="lower right", fontsize=8)
+    for role in dict.fromkeys(r.get("role") for r in rows if r.get("macro_f1") is not None):
+        ax.scatter([], [], color=colours.get(role, "tab:gray"), label=role or "other")
+    ax.legend(loc="lower right", fontsize=8)  # only the roles drawn: no empty entries
     ax.grid(True, which="both", alpha=0.3)
     _save(fig, Path(path))
     return drawn
