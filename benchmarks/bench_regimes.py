@@ -16,8 +16,9 @@ runs the grid (resumable: finished runs are reused) and then, per budget:
 
 The selection rule is stated with every figure: the default profile keeps the epoch of best
 validation macro-F1 (3 validation subjects, early stopping with patience 10); `--profile
-fixed` keeps the last of 60 epochs (validation not used for selection), the check that the
-conclusions do not hang on a noisy selection.
+fixed` trains every student a fixed 60 epochs and keeps the last (validation not used for
+selection; the teachers are shared with the default profile), the check that the conclusions
+do not hang on a noisy selection.
 
 Run:  python benchmarks/bench_regimes.py label-budget [--budgets 2,3,5] [--profile fixed]
       [--workers 2] [--grid-dir DIR] [--analyse-only]
@@ -58,8 +59,8 @@ CONTROLS = {"kd": ["ls"], "kd+pool": ["ls", "kd+pool-acc", "kd"], "kd+pool-acc":
 SELECTION = {
     None: "model selection: the epoch of best validation macro-F1 (3 validation subjects; "
           "early stopping, patience 10; teachers likewise)",
-    "fixed": "model selection: none — the last of a fixed 60 epochs is kept (students and "
-             "teachers; validation only reported)",
+    "fixed": "student selection: none — the last of a fixed 60 epochs is kept (validation "
+             "only reported); teachers as in the default profile (best validation epoch)",
 }
 
 
