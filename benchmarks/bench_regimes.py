@@ -22,6 +22,7 @@ do not hang on a noisy selection.
 
 Run:  python benchmarks/bench_regimes.py label-budget [--budgets 2,3,5] [--profile fixed]
       [--workers 2] [--grid-dir DIR] [--analyse-only]
+Both profiles run in one grid folder (the cells differ, the teachers are shared).
 Writes benchmarks/results/regimes.json and regimes.md (the section of this regime and
 profile is replaced, the others kept) and benchmarks/results/regimes_label_budget[-fixed].png.
 """
@@ -45,7 +46,6 @@ from data_prep.configio import load_config  # noqa: E402
 from harkd.grid.runner import run_grid, store_path  # noqa: E402
 from harkd.grid.spec import spec_from_dict  # noqa: E402
 from harkd.grid.store import RunStore  # noqa: E402
-from harkd.grid.table import grid_table  # noqa: E402
 from harkd.report.stats import format_mean_std, mean_std, paired_test  # noqa: E402
 from harkd.report.tables import markdown_table  # noqa: E402
 
@@ -74,7 +74,7 @@ def run(regime: str, budgets: list[str] | None, profile: str | None, workers: in
     if grid_dir is not None:
         raw["output_dir"] = str(grid_dir)
     spec = spec_from_dict(raw, source=str(path), spec_dir=path.parent)
-    out = spec.grid_dir(profile).resolve()
+    out = spec.grid_dir(None).resolve()  # every profile in one store: they share the teachers
     t0 = time.perf_counter()
     summary = run_grid(spec, profile, grid_dir=out, workers=workers, threads=1)
     print(f"{regime}: {summary.done}/{summary.total} done ({summary.ran} now, "
@@ -111,9 +111,18 @@ def excludes_zero(comp: dict[str, Any]) -> bool:
     return comp["n"] >= 2 and math.isfinite(comp["ci_low"]) and comp["ci_low"] > 0
 
 
+def cell_scores(grid_dir: Path, profile: str | None) -> pd.DataFrame:
+    """Test macro-F1 of the finished cells of `profile` (told apart by their selection rule)."""
+    with RunStore(store_path(grid_dir)) as store:
+        rows = store.rows("done")
+    wanted = "last" if profile == "fixed" else "best_val"
+    return pd.DataFrame([{**r.axes, METRIC: r.metrics["test"]["macro_f1"]} for r in rows
+                         if r.kind == "cell"
+                         and r.config["train"].get("selection", "best_val") == wanted])
+
+
 def analyse(grid_dir: Path, profile: str | None) -> dict[str, Any]:
-    table = grid_table(grid_dir)
-    df = table.runs[table.runs["status"] == "done"].copy()
+    df = cell_scores(grid_dir, profile)
     nodes = node_scores(grid_dir)
     budgets = [b for b in ["2", "3", "5", "10", "all"] if b in set(df["budget"])]
     arms = [a for a in ["none", "ls", "kd", "kd+pool", "kd+pool-acc"] if a in set(df["method"])]
@@ -245,10 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     budgets = args.budgets.split(",") if args.budgets else None
     if args.analyse_only:
-        raw = load_config(SPECS[args.regime])
-        root = args.grid_dir or Path(raw["output_dir"])
-        grid_dir = (root.with_name(f"{root.name}-{args.profile}") if args.profile
-                    else root).resolve()
+        grid_dir = (args.grid_dir or Path(load_config(SPECS[args.regime])["output_dir"])).resolve()
     else:
         grid_dir = run(args.regime, budgets, args.profile, args.workers, args.grid_dir)
     write(args.regime, analyse(grid_dir, args.profile))
