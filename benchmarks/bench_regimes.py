@@ -141,8 +141,8 @@ def analyse(grid_dir: Path, profile: str | None) -> dict[str, Any]:
                                                         scores, strict=True))}
             if arm != BASELINE:
                 res["vs_none"] = paired(df, b, arm, BASELINE)
-                res["vs_controls"] = [paired(df, b, arm, c) for c in CONTROLS.get(arm, [])
-                                      if c in arms]
+            if arm in CONTROLS:  # a distillation arm: it must beat its controls too
+                res["vs_controls"] = [paired(df, b, arm, c) for c in CONTROLS[arm] if c in arms]
                 res["lift_counts"] = excludes_zero(res["vs_none"]) and all(
                     excludes_zero(c) for c in res["vs_controls"] if c["vs"] != "kd")
             entry["arms"][arm] = res
@@ -173,19 +173,20 @@ def markdown(res: dict[str, Any]) -> str:
              "bootstrap interval. A lift counts when its interval against `none` excludes 0 "
              "and it also beats `ls` and, for the acc+gyro arms, the acc-only teacher's arm.",
              ""]
-    header = ["k labelled", "arm", "test macro-F1", "Δ vs none", "Δ vs ls",
-              "Δ vs kd+pool-acc", "Δ vs kd", "counts"]
+    header = ["k labelled", "arm", "n", "test macro-F1", "Δ vs none", "Δ vs ls",
+              "Δ vs kd+pool-acc", "Δ vs kd", "lift counts"]
     rows = []
     for b, entry in res["budgets"].items():
         t, ta = entry["teachers"]["teacher"], entry["teachers"]["teacher_acc"]
-        rows.append([b, "teacher (acc+gyro cnn1d)", _ms(t), "", "", "", "", ""])
-        rows.append([b, "teacher (acc-only cnn1d)", _ms(ta), "", "", "", "", ""])
+        rows.append([b, "teacher (acc+gyro cnn1d)", t["n"], _ms(t), "", "", "", "", ""])
+        rows.append([b, "teacher (acc-only cnn1d)", ta["n"], _ms(ta), "", "", "", "", ""])
         for arm, r in entry["arms"].items():
             ctl = {c["vs"]: _diff(c) for c in r.get("vs_controls", [])}
-            rows.append([b, arm, _ms(r["test_macro_f1"]), _diff(r["vs_none"]) if "vs_none" in r
-                         else "", ctl.get("ls", ""), ctl.get("kd+pool-acc", ""), ctl.get("kd", ""),
+            rows.append([b, arm, r["test_macro_f1"]["n"], _ms(r["test_macro_f1"]),
+                         _diff(r["vs_none"]) if "vs_none" in r else "", ctl.get("ls", ""),
+                         ctl.get("kd+pool-acc", ""), ctl.get("kd", ""),
                          ("yes" if r["lift_counts"] else "no") if "lift_counts" in r else ""])
-    return "\n".join(lines) + markdown_table(header, rows) + "\n"
+    return "\n".join(lines) + "\n" + markdown_table(header, rows) + "\n"
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
