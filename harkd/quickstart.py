@@ -24,7 +24,7 @@ from harkd.grid.runner import GridSummary, run_dir_of, run_grid, store_path
 from harkd.grid.spec import GridSpec, spec_from_dict
 from harkd.grid.store import RunRow, RunStore
 from harkd.report.plots import f1_latency
-from harkd.report.stats import MeanStd, format_mean_std, mean_std
+from harkd.report.stats import MeanStd, format_mean_std, mean_std, paired_test
 from harkd.report.tables import markdown_table
 from harkd.train.rundir import atomic_write_bytes, atomic_write_json
 
@@ -63,13 +63,41 @@ def run_quickstart(spec: GridSpec, profile: str | None = None, workers: int = 1,
     return result
 
 
+def pairing_axis(spec: GridSpec) -> str | None:
+    """The axis that replicates a cell (its values set `train.seed`): the seed, or a draw."""
+    for a in spec.axes:
+        if a.key == "train.seed" or all(any(k == "train.seed" for k, _ in v.assignments)
+                                        for v in a.values):
+            return a.name
+    return None
+
+
+def paired_vs(runs: list[RunRow], base: list[RunRow], axis: str | None) -> dict[str, Any]:
+    """Test macro-F1 differences to `base` over the replicates both have (same `axis` label:
+    same seed, subject draw, data order and augmentation), with a bootstrap interval."""
+    key = (lambda r: r.axes.get(axis)) if axis else (lambda r: r.config["train"]["seed"])
+    ref = {key(r): r.metrics["test"]["macro_f1"] for r in base}
+    diffs = [r.metrics["test"]["macro_f1"] - ref[key(r)] for r in runs if key(r) in ref]
+    return paired_test(diffs).to_dict()
+
+
+def _diff(d: dict[str, Any] | None) -> str:
+    if not d or d["n"] == 0:
+        return ""
+    text = format_mean_std(MeanStd(100 * d["diff_mean"], 100 * d["diff_std"], d["n"]), 2,
+                           signed=True)
+    if d["n"] >= 2 and np.isfinite(d["ci_low"]):
+        text += f" [{100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}]"
+    return text
+
+
 def group_runs(rows: list[RunRow], seed_axis: str | None) -> dict[str, list[RunRow]]:
     """Finished runs by row label: a training node's name, or a cell's axis labels other than
-    the seed (`method=kd`, or `kd` when it is the only one)."""
+    the replicate axis (`method=kd`, or `kd` when it is the only one)."""
     groups: dict[str, list[RunRow]] = {}
     for r in rows:
         if r.kind == "node":
-            label = f"teacher: {r.axes['node']}" if r.axes["node"] != "teacher" else "teacher"
+            label = r.axes["node"]
         else:
             rest = {k: v for k, v in r.axes.items() if k != seed_axis}
             label = "/".join(rest.values()) if len(rest) <= 1 else " ".join(
@@ -127,10 +155,15 @@ def write_quickstart_report(out: Path, spec: GridSpec, summary: GridSummary) -> 
     """report.md, summary.json, confusion_best_student.png and f1_vs_latency.png in `out`."""
     with RunStore(store_path(out)) as store:
         rows = store.rows("done")
-    seed_axis = next((a.name for a in spec.axes if a.key == "train.seed"), None)
+    seed_axis = pairing_axis(spec)
     groups = group_runs(rows, seed_axis)
     table_rows = [_row(label, runs) for label, runs in groups.items()]
-    table = markdown_table(HEADER, [_cells(r) for r in table_rows])
+    if "none" in groups:
+        for r in table_rows:
+            if r["role"] == "student" and r["name"] != "none":
+                r["vs_none"] = paired_vs(groups[r["name"]], groups["none"], seed_axis)
+    table = markdown_table([*HEADER, "Δ vs none (points, paired)"],
+                           [[*_cells(r), _diff(r.get("vs_none"))] for r in table_rows])
     students = [r for r in table_rows if r["role"] == "student"]
     best = max(students, key=lambda r: r["val_macro_f1"]["mean"])  # on validation only
     best_run = max(groups[best["name"]], key=lambda r: r.metrics["val"]["macro_f1"])
@@ -154,7 +187,9 @@ def write_quickstart_report(out: Path, spec: GridSpec, summary: GridSummary) -> 
         f"Latency: onnxruntime CPU provider, {spec.latency['threads'] if spec.latency else 1} "
         "thread(s), batch 1, p50 (median over the row's runs); the runtime floor (a one-node "
         f"graph with the same input) p50 {floor:.1f} µs, measured interleaved in the same run. "
-        "int8 ΔF1: test macro-F1 change from float to int8, mean ± std over the row's runs.",
+        "int8 ΔF1: test macro-F1 change from float to int8, mean ± std over the row's runs. "
+        "Δ vs none: each arm minus `none` replicate by replicate (same seed and subject draw), "
+        "mean ± std in macro-F1 points and its 95 % bootstrap interval.",
         "",
         table,
         "",

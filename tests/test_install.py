@@ -162,10 +162,10 @@ def test_demo_runs_from_the_install(installed, tmp_path, monkeypatch):
     data = json.dumps({"subjects": [1, 2, 3, 4, 5, 6, 7, 8],
                        "split": {"test_subjects": [2, 4], "val_subjects": [3, 5]}})
     args = [str(target / "bin" / "harkd"), "demo", "--no-progress", "--profile", "short",
-            "axes.seed=[0]", f"output_dir={tmp_path / 'qs'}",
+            "--select", "draw=0", f"output_dir={tmp_path / 'qs'}",
             f"profiles.short.data_overrides={data}",
             "latency={threads: 1, runs: 50, warmup: 5, batch: 16, int8: false}"]
     monkeypatch.setenv("HARKD_CACHE", str(tmp_path / "cache"))
     out = check_ok(run_installed(target, args, elsewhere))
-    assert "| teacher | 1 |" in out and "| iekd | 1 |" in out
+    assert "| teacher | 1 |" in out and "| kd+pool | 1 |" in out
     assert (tmp_path / "qs-short" / "report.md").is_file()

@@ -1,4 +1,5 @@
-"""`harkd demo [--config configs/quickstart.yaml] [--profile P] [--workers N] [key=value ...]`:
+"""`harkd demo [--config configs/quickstart.yaml] [--profile P] [--select AXIS=L,...] [--workers N]
+[key=value ...]`:
 the quickstart, a grid spec run by the experiment engine, then its report."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harkd.commands.grid import add_select_argument, parse_select
 from harkd.config import ConfigError
 from harkd.shipped import config_file
 
@@ -14,13 +16,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/quickstart.yaml",
                         help="the quickstart's grid spec (default: the shipped one)")
     parser.add_argument("--profile", default=None, help="a profile of the spec, e.g. short")
-    parser.add_argument("--workers", type=int, default=1,
+    add_select_argument(parser)
+    parser.add_argument("--workers", type=int, default=2,
                         help="local worker processes (each gets cores // workers threads)")
     parser.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="keys of the spec, e.g. axes.seed=[0] output_dir=/tmp/qs",
+        help="keys of the spec, e.g. output_dir=/tmp/qs latency.runs=500",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         spec = load_quickstart(config_file(args.config), args.overrides)
+        spec = spec.select(parse_select(args.select))
         run_quickstart(spec, args.profile, workers=args.workers, progress=not args.no_progress)
     except (ConfigError, OSError, RuntimeError, ValueError) as err:
         print(f"harkd demo: {err}", file=sys.stderr)

@@ -57,6 +57,7 @@ names missing from `nodes:` are refused when the spec loads. Relative paths in a
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Mapping
@@ -203,6 +204,19 @@ class GridSpec:
         """Where the store and run dirs live: `output_dir`, suffixed `-<profile>` for a profile."""
         root = Path(output_dir) if output_dir is not None else Path(self.output_dir)
         return root.with_name(f"{root.name}-{profile}") if profile else root
+
+    def select(self, choices: Mapping[str, list[str]]) -> GridSpec:
+        """A copy whose named axes keep only the listed labels (e.g. {"draw": ["0", "1"]})."""
+        axes = list(self.axes)
+        for name, labels in choices.items():
+            axis = self.axis(name)
+            missing = [lb for lb in labels if axis.find(lb) is None]
+            if missing or not labels:
+                raise ConfigError(f"{self.source}: --select {name}: no value(s) {missing or labels}"
+                                  f"; axis {name!r} has {[v.label for v in axis.values]}")
+            axes[axes.index(axis)] = Axis(axis.name, axis.key,
+                                          tuple(v for v in axis.values if v.label in labels))
+        return dataclasses.replace(self, axes=axes)
 
     def axis(self, name: str) -> Axis:
         for a in self.axes:
