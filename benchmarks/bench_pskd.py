@@ -1,18 +1,28 @@
-"""PSKD benchmark on SYNTHETIC paired skeleton + wrist-accelerometer data (issue 6).
+"""PSKD on SYNTHETIC paired skeleton + wrist-accelerometer data, run by the experiment engine.
 
-Data: configs/data/synth-paired.yaml (data_prep/synth_skeleton.py; no person recorded any of
-it). Teachers (configs/train/synth_teacher_{acc,fusion,skeleton}.yaml) are trained once with
-seed 0 and frozen; then for each seed: the acc-only tiny student alone
-(configs/train/synth_student_tiny.yaml), KD from the single teacher with the best validation
-macro-F1 (configs/distill/kd_synth.yaml; ties broken in the order skeleton, fusion, acc), and
-PSKD with the hard and the soft ACS loss (configs/distill/pskd_synth.yaml). Reported: test
-macro-F1 mean ± std over seeds and each method's per-seed paired difference against the student
-alone. Model selection is on validation macro-F1 only (inside `fit`). Run from the repository
-root:
+What it measures: whether progressive skeleton-to-sensor distillation (PSKD, hard and soft
+ACS loss) lifts the acc-only tiny student over the same student alone and over plain KD from
+one teacher. Data: configs/data/synth-paired.yaml (data_prep/synth_skeleton.py; no person
+recorded any of it).
+
+How: one grid (`build_spec`). Three training nodes, each trained once (seed 0) and shared by
+every cell that needs it: the teachers of configs/train/synth_teacher_{skeleton,fusion,acc}.yaml.
+Cells over `--seeds`: the student alone (configs/train/synth_student_tiny.yaml), KD from each
+single teacher (configs/distill/kd_synth.yaml; the table marks the teacher with the best
+validation macro-F1, ties broken in the order skeleton, fusion, acc, as the single-teacher KD
+PSKD must beat), and PSKD with the hard and the soft ACS loss from all three
+(configs/distill/pskd_synth.yaml). Reported, from the grid's run store: test macro-F1 mean ± std
+over seeds, and each arm's per-seed paired difference against the student alone and against KD
+from the best teacher, with its 95 % bootstrap interval. Model selection is on validation
+macro-F1 only (inside `fit`).
+
+Reproduce (from the repository root; a rerun reuses every finished run of the grid folder):
 
     python benchmarks/bench_pskd.py                       # 3 seeds, the configs' epochs
+    python benchmarks/bench_pskd.py --trials 2 --duration 8 --teacher-epochs 6 --epochs 15 \
+        --boundaries 5 10                                 # the recorded table
     python benchmarks/bench_pskd.py --seeds 0 --epochs 4 --teacher-epochs 2 --subjects 12 \
-        --trials 2 --duration 8 --out runs/pskd-smoke   # a quick look
+        --trials 2 --duration 8 --grid-dir runs/bench/pskd-smoke --out runs/bench/pskd-smoke
 
 Writes <out>/pskd.json and pskd.md (default benchmarks/results).
 """
@@ -20,167 +30,210 @@ Writes <out>/pskd.json and pskd.md (default benchmarks/results).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from engine_bench import (
+    CONFIGS,
+    REPO,
+    RESULTS,
+    GridRuns,
+    add_engine_arguments,
+    base_of,
+    command_line,
+    config_bundle,
+    format_paired,
+    make_spec,
+    overrides_for,
+    paired,
+    read_runs,
+    run_spec,
+    run_summary,
+    split_overrides,
+    unfinished,
+    write_json,
+    write_text,
+)
 
-from harkd.config import RunConfig, load_run_config, load_yaml  # noqa: E402
-from harkd.report.stats import MeanStd, format_mean_std, mean_std  # noqa: E402
-from harkd.report.tables import markdown_table  # noqa: E402
+from data_prep.configio import ConfigError
+from harkd.commands.grid import dry_run
+from harkd.config import RunConfig, load_run_config
+from harkd.report.stats import MeanStd, format_mean_std, mean_std
+from harkd.report.tables import markdown_table
 
-DATA = REPO / "configs" / "data" / "synth-paired.yaml"
-TRAIN = REPO / "configs" / "train"
-DISTILL = REPO / "configs" / "distill"
-TEACHERS = {  # teacher name in pskd_synth.yaml -> its training config; tie order for KD
+DATA = CONFIGS / "data" / "synth-paired.yaml"
+TRAIN = CONFIGS / "train"
+DISTILL = CONFIGS / "distill"
+GRID_DIR = REPO / "runs" / "bench" / "pskd"
+#: teacher name in pskd_synth.yaml -> its training config; the tie order of the best teacher
+TEACHERS = {
     "skeleton": TRAIN / "synth_teacher_skeleton.yaml",
     "fusion": TRAIN / "synth_teacher_fusion.yaml",
     "acc": TRAIN / "synth_teacher_acc.yaml",
 }
+STUDENT = "student"
+PSKD_VARIANTS = ("hard", "soft")
 LABEL = "SYNTHETIC data (data_prep/synth_skeleton.py): no person recorded any of it"
 
 
-def config(path: Path, overrides: list[str]) -> RunConfig:
-    return load_run_config(path, overrides)
+def node_name(teacher: str) -> str:
+    """The training node of a teacher."""
+    return f"teacher_{teacher}"
 
 
-def run(cfg: RunConfig, run_dir: Path, cache: Path) -> dict[str, Any]:
-    from harkd.train.loop import fit
+def kd_label(teacher: str) -> str:
+    return f"kd_{teacher}"
 
-    t0 = time.perf_counter()
-    r = fit(cfg, run_dir=run_dir, progress=False, cache_dir=cache)
-    print(f"  {r.summary()}", flush=True)
+
+def arm_labels() -> list[str]:
+    """The cells' labels on the `method` axis, in table order."""
+    return [STUDENT, *map(kd_label, TEACHERS), *(f"pskd_{v}" for v in PSKD_VARIANTS)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=None, help="student epochs (default: configs)")
+    p.add_argument("--teacher-epochs", type=int, default=None, help="default: the configs'")
+    p.add_argument("--boundaries", type=int, nargs="+", default=None, help="PSKD stage epochs")
+    p.add_argument("--subjects", type=int, default=None, help="synthetic subjects (default 12)")
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--duration", type=float, default=None, help="seconds per trial")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--set", nargs="*", default=[], metavar="[ARM:]KEY=VALUE",
+                   help="overrides of every student cell, or of one arm "
+                        f"({', '.join(arm_labels())}) with an ARM: prefix")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder of pskd.json and .md")
+    add_engine_arguments(p, GRID_DIR)
+    return p.parse_args(argv)
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The synthetic generator's options the command line changes."""
+    given = {"n_subjects": args.subjects, "trials": args.trials, "duration_s": args.duration}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def build_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The grid: a node per teacher, and the student, KD-from-each-teacher and PSKD cells."""
+    overrides = split_overrides(args.set, arm_labels())
+    data_overrides = dict(args.data_overrides)
+    if reader_options(args):
+        data_overrides["reader_options"] = {**data_overrides.get("reader_options", {}),
+                                            **reader_options(args)}
+    student_set = {} if args.epochs is None else {"train.epochs": args.epochs}
+    node_set = {} if args.teacher_epochs is None else {"train.epochs": args.teacher_epochs}
+    pskd = load_run_config(DISTILL / "pskd_synth.yaml")
+    kd = load_run_config(DISTILL / "kd_synth.yaml")
+
+    def bundle(label: str, config: RunConfig, teachers: dict[str, Any],
+               extra: dict[str, Any]) -> dict[str, Any]:
+        return config_bundle(label, config, teachers,
+                             {**student_set, **extra, **overrides_for(overrides, label)})
+
+    axis = [bundle(STUDENT, load_run_config(TRAIN / "synth_student_tiny.yaml"), {}, {})]
+    axis += [bundle(kd_label(t), kd, {t: {"from": node_name(t)}}, {}) for t in TEACHERS]
+    boundaries = {} if args.boundaries is None else {"distill.params.boundaries": args.boundaries}
+    axis += [bundle(f"pskd_{v}", pskd, {t: {"from": node_name(t)} for t in pskd.teachers},
+                    {"distill.params.variant": v, **boundaries}) for v in PSKD_VARIANTS]
     return {
-        "test_macro_f1": r.metrics["test"]["macro_f1"],
-        "val_macro_f1": r.metrics["val"]["macro_f1"],
-        "test_accuracy": r.metrics["test"]["accuracy"],
-        "best_epoch": r.best_epoch,
-        "s_per_epoch": r.timings["s_per_epoch"],
-        "wall_s": time.perf_counter() - t0,
-        "run_dir": str(run_dir),
+        "name": "bench_pskd",
+        "description": "PSKD against the student alone and KD from each teacher, synthetic data",
+        "output_dir": str(args.grid_dir),
+        "nodes": {node_name(t): {"config": str(path), "set": node_set}
+                  for t, path in TEACHERS.items()},
+        "base": base_of(load_run_config(TRAIN / "synth_student_tiny.yaml"), data_overrides),
+        "axes": {"method": axis, "seed": args.seeds},
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=None, help="student epochs (default: configs)")
-    ap.add_argument("--teacher-epochs", type=int, default=None)
-    ap.add_argument("--boundaries", type=int, nargs="+", default=None, help="PSKD stage epochs")
-    ap.add_argument("--subjects", type=int, default=None, help="synthetic subjects (default 12)")
-    ap.add_argument("--trials", type=int, default=None)
-    ap.add_argument("--duration", type=float, default=None, help="seconds per trial")
-    ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench_pskd")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = ap.parse_args(argv)
-    reader = {
-        k: v
-        for k, v in (
-            ("n_subjects", args.subjects),
-            ("trials", args.trials),
-            ("duration_s", args.duration),
-        )
-        if v is not None
-    }
-    common = [f"data={DATA}"]
-    if reader:
-        opts = {**load_yaml(DATA)["reader_options"], **reader}
-        common.append(f"data_overrides={json.dumps({'reader_options': opts})}")
-    cache = args.work / "cache"
-
-    print("teachers (seed 0, trained once):", flush=True)
-    teachers, teacher_cfg = {}, {}
-    for name, path in TEACHERS.items():
-        extra = [] if args.teacher_epochs is None else [f"train.epochs={args.teacher_epochs}"]
-        cfg = config(path, [*common, *extra])
-        teachers[name] = run(cfg, args.work / f"teacher-{name}", cache)
-        teacher_cfg[name] = {
-            "name": cfg.model.name,
-            "view": cfg.model.view,
-            "params": cfg.model.params,
-            "run_dir": str(args.work / f"teacher-{name}"),
-        }
-    best = max(TEACHERS, key=lambda n: teachers[n]["val_macro_f1"])  # first wins ties
-    print(f"best single teacher by validation macro-F1: {best}", flush=True)
-
-    student_extra = [] if args.epochs is None else [f"train.epochs={args.epochs}"]
-    pskd_extra = [f"teachers={json.dumps(teacher_cfg)}"]
-    if args.boundaries is not None:
-        pskd_extra.append(f"distill.params.boundaries={json.dumps(args.boundaries)}")
-    methods = {
-        "student": (TRAIN / "synth_student_tiny.yaml", []),
-        f"kd_{best}": (
-            DISTILL / "kd_synth.yaml",
-            [f"teachers={json.dumps({best: teacher_cfg[best]})}"],
-        ),
-        "pskd_hard": (DISTILL / "pskd_synth.yaml", [*pskd_extra, "distill.params.variant=hard"]),
-        "pskd_soft": (DISTILL / "pskd_synth.yaml", [*pskd_extra, "distill.params.variant=soft"]),
-    }
-    per_seed: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
-    for seed in args.seeds:
-        print(f"seed {seed}:", flush=True)
-        for m, (path, extra) in methods.items():
-            cfg = config(path, [*common, *student_extra, *extra, f"train.seed={seed}", f"name={m}"])
-            per_seed[m][seed] = run(cfg, args.work / f"{m}-seed{seed}", cache)
-
-    base = [per_seed["student"][s]["test_macro_f1"] for s in args.seeds]
+def tabulate(runs: GridRuns) -> dict[str, Any]:
+    """Teachers, the best one, each arm's summary and every run's, from the stored runs."""
+    teachers = {t: run_summary(runs.nodes[node_name(t)], runs.run_dir(runs.nodes[node_name(t)]))
+                for t in TEACHERS}
+    best = max(TEACHERS, key=lambda t: teachers[t]["val_macro_f1"])  # the first wins ties
+    per_seed = {label: {seed: run_summary(row, runs.run_dir(row))
+                        for seed, row in sorted(runs.cells[label].items())}
+                for label in arm_labels()}
     summary = {}
-    for m in methods:
-        f1 = [per_seed[m][s]["test_macro_f1"] for s in args.seeds]
-        diffs = [a - b for a, b in zip(f1, base, strict=True)]
-        summary[m] = {
-            "test_macro_f1": mean_std(f1).to_dict(),
-            "val_macro_f1": mean_std([per_seed[m][s]["val_macro_f1"] for s in args.seeds])
-            .to_dict(),
+    for label, by_seed in per_seed.items():
+        test, diffs = paired(by_seed, per_seed[STUDENT])
+        summary[label] = {
+            "test_macro_f1": mean_std([r["test_macro_f1"] for r in by_seed.values()]).to_dict(),
+            "val_macro_f1": mean_std([r["val_macro_f1"] for r in by_seed.values()]).to_dict(),
             "diff_vs_student": {**mean_std(diffs).to_dict(), "per_seed": diffs},
+            "paired": {STUDENT: test.to_dict(),
+                       kd_label(best): paired(by_seed, per_seed[kd_label(best)])[0].to_dict()},
         }
-    result = {
-        "data": LABEL,
-        "protocol": "configs/data/synth-paired.yaml"
-        + (f" with reader_options {reader}" if reader else "")
-        + "; teachers trained once (seed 0) and frozen; student seeds vary",
-        "command": "python benchmarks/bench_pskd.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "seeds": args.seeds,
-        "teachers": teachers,
-        "best_teacher": best,
-        "summary": summary,
-        "per_seed": {m: {str(s): r for s, r in v.items()} for m, v in per_seed.items()},
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pskd.json").write_text(json.dumps(result, indent=1))
-    (args.out / "pskd.md").write_text(markdown(result))
-    print(markdown(result))
-    return 0
+    return {"teachers": teachers, "best_teacher": best, "summary": summary,
+            "per_seed": per_seed}
 
 
 def markdown(r: dict[str, Any]) -> str:
+    best = kd_label(r["best_teacher"])
     lines = [
         f"# PSKD on {r['data']}",
         "",
         f"{r['protocol']}. Seeds {r['seeds']}. `{r['command']}`",
         "",
         markdown_table(
-            ("teacher", "val macro-F1", "test macro-F1"),
-            [(name, f"{t['val_macro_f1']:.4f}", f"{t['test_macro_f1']:.4f}")
+            ("teacher (training node)", "val macro-F1", "test macro-F1"),
+            [(f"{name}{' (best on val)' if name == r['best_teacher'] else ''}",
+              f"{t['val_macro_f1']:.4f}", f"{t['test_macro_f1']:.4f}")
              for name, t in r["teachers"].items()],
         ),
+        "Differences in macro-F1 points, paired by seed: mean ± std [95 % bootstrap interval of "
+        "the mean].",
+        "",
         markdown_table(
             ("acc-only tiny student", "test macro-F1 (mean ± std)", "paired diff vs alone",
-             "per seed"),
+             f"vs {best}", "per seed vs alone"),
             [(m, format_mean_std(MeanStd(**s["test_macro_f1"]), 4),
-              format_mean_std(MeanStd(*(s["diff_vs_student"][k] for k in ("mean", "std", "n"))),
-                              4, signed=True),
-              ", ".join(f"{x:+.4f}" for x in s["diff_vs_student"]["per_seed"]))
+              format_paired(s["paired"][STUDENT]) if m != STUDENT else "",
+              format_paired(s["paired"][best]) if m != best else "",
+              ", ".join(f"{100 * x:+.2f}" for x in s["diff_vs_student"]["per_seed"])
+              if m != STUDENT else "")
              for m, s in r["summary"].items()],
         ),
     ]
     return "\n".join(lines)
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        spec = make_spec(build_spec(args), source="benchmarks/bench_pskd.py")
+        if args.dry_run:
+            print(dry_run(spec, None, args.grid_dir))
+            return 0
+        expansion = spec.expand()
+        summary = run_spec(spec, args, args.threads)
+        why = unfinished(summary)
+        if why is not None:
+            print(f"bench_pskd: {why}", file=sys.stderr)
+            return 1
+        tables = tabulate(read_runs(args.grid_dir, expansion, "method"))
+    except (ConfigError, OSError, ValueError) as err:
+        print(f"bench_pskd: {err}", file=sys.stderr)
+        return 2
+    changed = reader_options(args)
+    result = {
+        "data": LABEL,
+        "protocol": f"{DATA.relative_to(REPO)}"
+        + (f" with reader_options {changed}" if changed else "")
+        + (f" and data overrides {args.data_overrides}" if args.data_overrides else "")
+        + "; teachers are training nodes trained once (seed 0) and frozen; student seeds vary",
+        "command": command_line("bench_pskd.py", argv),
+        "seeds": args.seeds,
+        "grid_dir": str(args.grid_dir),
+        **tables,
+    }
+    write_json(args.out / "pskd.json", result)
+    write_text(args.out / "pskd.md", markdown(result) + "\n")
+    print(markdown(result))
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The benchmarks build the grids they claim: nodes, cells and what each cell needs (nothing is
+trained here), read back only their own runs from a run store, and answer bad options with one
+line and a non-zero exit."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from harkd.config import ConfigError, load_run_config
+from harkd.distill.base import distiller_classes
+from harkd.grid.spec import Expansion, GridRun
+from harkd.grid.store import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+#: the session fixture hapt_quick_small's 8 subjects, as a --data-overrides mapping
+SMALL = "{subjects: [1, 2, 3, 4, 5, 6, 7, 8], split: {test_subjects: [2, 4], val_subjects: [3, 5]}}"
+SMALL_DATA = {"subjects": [1, 2, 3, 4, 5, 6, 7, 8],
+              "split": {"test_subjects": [2, 4], "val_subjects": [3, 5]}}
+
+
+def bench(name: str) -> ModuleType:
+    """A benchmark script imported as a module (they import their shared helpers by name)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def expand(module: ModuleType, raw: dict) -> Expansion:
+    return module.make_spec(raw, source=f"{module.__name__}.py").expand()
+
+
+def nodes_by_name(exp: Expansion) -> dict[str, GridRun]:
+    return {n.axes["node"]: n for n in exp.nodes}
+
+
+def comparable(cfg, **train) -> dict:
+    """A run config without what a bench cell changes on purpose (name, teachers, the
+    train keys given)."""
+    d = cfg.model_dump(mode="json")
+    for key in ("name", "teachers"):
+        d.pop(key)
+    d["train"].update(train)
+    return d
+
+
+# -- bench_distill ----------------------------------------------------------------------------
+
+
+def test_distill_arms_are_the_registered_methods_that_fit_and_the_controls():
+    bd = bench("bench_distill")
+    methods, skipped = bd.benchmarked_methods()
+    labels = [m.label for m in methods]
+    registry = distiller_classes()
+    assert set(labels) == (set(registry) - set(skipped)) | {"kd-acc"}
+    assert labels[:4] == ["none", "ls", "kd", "kd-acc"]  # the baseline and the controls first
+    for name, cls in registry.items():
+        if not (bd.DISTILL / f"{name}.yaml").is_file():
+            assert skipped[name] == f"no configs/distill/{name}.yaml"
+        elif cls.teacher_count[0] > 1:
+            assert skipped[name].startswith("multi-teacher")
+    for m in methods:  # what is benchmarked takes one teacher or none, from its own config
+        assert m.label == "kd-acc" or registry[m.label].teacher_count[0] <= 1
+        assert m.config == bd.DISTILL / f"{'kd' if m.label == 'kd-acc' else m.label}.yaml"
+    assert {"none", "ls", "kd", "iekd", "sk"} <= set(labels)
+    assert "takd" in skipped and "pskd" in skipped
+    with pytest.raises(ConfigError, match="'takd' is not benchmarked \\(multi-teacher"):
+        bd.chosen(methods, ["kd", "takd"], skipped)
+    assert [m.label for m in bd.chosen(methods, ["kd", "none"], skipped)] == ["none", "kd"]
+
+
+def test_distill_spec_is_one_cell_per_method_and_seed_over_two_teacher_nodes(tmp_path):
+    bd = bench("bench_distill")
+    methods, _ = bd.benchmarked_methods()
+    args = bd.parse_args(["--seeds", "0", "1", "--epochs", "2", "--teacher-epochs", "1",
+                          "--data-overrides", SMALL, "--grid-dir", str(tmp_path),
+                          "--set", "kd:distill.params.alpha=0.3", "train.lr=0.002"])
+    exp = expand(bd, bd.build_spec(args, methods))
+    nodes = nodes_by_name(exp)
+    assert set(nodes) == {"teacher", "teacher_acc"}
+    teacher, teacher_acc = nodes["teacher"], nodes["teacher_acc"]
+    assert (teacher.config.model.name, teacher.config.model.view) == ("cnn1d", ["acc", "gyro"])
+    assert (teacher_acc.config.model.name, teacher_acc.config.model.view) == ("cnn1d", ["acc"])
+    for node in (teacher, teacher_acc):
+        assert node.deps == () and node.config.train.epochs == 1
+        assert node.config.data_overrides == SMALL_DATA  # the teachers follow the cells' data
+    assert Counter(c.axes["method"] for c in exp.cells) == {m.label: 2 for m in methods}
+    for cell in exp.cells:
+        label, seed = cell.axes["method"], int(cell.axes["seed"])
+        method = next(m for m in methods if m.label == label)
+        own = load_run_config(method.config)
+        if label == "kd-acc":
+            wanted = (teacher_acc.hash,)
+        else:  # every method whose config names a teacher is taught by the teacher node
+            wanted = (teacher.hash,) if own.teachers else ()
+        assert cell.deps == wanted, label
+        assert [t.node for t in cell.config.teachers.values()] == list(wanted)
+        if own.teachers:
+            assert list(cell.config.teachers) == list(own.teachers)
+        # the cell is the method's own config, with the benchmark's settings over it
+        alpha = {"alpha": 0.3} if label == "kd" else {}
+        expected = comparable(own, epochs=2, patience=None, seed=seed, lr=0.002)
+        expected["data_overrides"] = SMALL_DATA
+        expected["distill"]["params"] |= alpha
+        assert comparable(cell.config) == expected, label
+    kd_acc = next(c for c in exp.cells if c.axes["method"] == "kd-acc")
+    assert kd_acc.config.distill.params["alpha"] != 0.3  # a prefixed --set reaches one method
+
+
+# -- bench_pskd -------------------------------------------------------------------------------
+
+
+def test_pskd_spec_trains_each_teacher_once_for_every_student_cell(tmp_path):
+    bp = bench("bench_pskd")
+    args = bp.parse_args(["--seeds", "0", "1", "2", "--epochs", "4", "--teacher-epochs", "2",
+                          "--boundaries", "1", "2", "--subjects", "12", "--trials", "1",
+                          "--grid-dir", str(tmp_path)])
+    exp = expand(bp, bp.build_spec(args))
+    nodes = nodes_by_name(exp)
+    assert set(nodes) == {"teacher_skeleton", "teacher_fusion", "teacher_acc"}
+    views = {name: n.config.model.view for name, n in nodes.items()}
+    assert views == {"teacher_skeleton": ["skeleton"], "teacher_fusion": ["skeleton", "acc"],
+                     "teacher_acc": ["acc"]}
+    for node in nodes.values():
+        assert node.config.train.epochs == 2 and node.deps == ()
+        assert node.config.data_overrides == {"reader_options": {"n_subjects": 12, "trials": 1}}
+    labels = ["student", "kd_skeleton", "kd_fusion", "kd_acc", "pskd_hard", "pskd_soft"]
+    assert bp.arm_labels() == labels
+    assert Counter(c.axes["method"] for c in exp.cells) == dict.fromkeys(labels, 3)
+    for cell in exp.cells:
+        label = cell.axes["method"]
+        assert cell.config.train.epochs == 4 and cell.config.model.view == ["acc"]
+        if label == "student":
+            assert cell.deps == () and cell.config.distill.method == "none"
+        elif label.startswith("kd_"):
+            teacher = label.removeprefix("kd_")
+            assert cell.deps == (nodes[f"teacher_{teacher}"].hash,)
+            assert list(cell.config.teachers) == [teacher]
+            assert cell.config.distill.method == "kd"
+        else:
+            assert set(cell.deps) == {n.hash for n in nodes.values()}
+            assert {k: t.node for k, t in cell.config.teachers.items()} == {
+                t: nodes[f"teacher_{t}"].hash for t in ("acc", "fusion", "skeleton")}
+            assert cell.config.distill.params["variant"] == label.removeprefix("pskd_")
+            assert cell.config.distill.params["boundaries"] == [1, 2]
+
+
+# -- bench_train ------------------------------------------------------------------------------
+
+
+def test_train_spec_is_one_cell_per_row_and_seed(tmp_path):
+    bt = bench("bench_train")
+    args = bt.parse_args(["--seeds", "0", "1", "--epochs", "6", "--epochs-for",
+                          "deepconvlstm=4", "--grid-dir", str(tmp_path)])
+    exp = expand(bt, bt.build_spec(args, bt.selected_rows(args)))
+    assert exp.nodes == []  # baselines: nobody teaches them
+    assert Counter(c.axes["row"] for c in exp.cells) == {bt.row_id(r): 2 for r in bt.TABLE}
+    for cell in exp.cells:
+        row = next(r for r in bt.TABLE if bt.row_id(r) == cell.axes["row"])
+        _, config, model, view = row
+        assert (cell.config.model.name, cell.config.model.view) == (model, view)
+        assert cell.config.distill.method == "none" and cell.deps == ()
+        schedule = (4, 2) if model == "deepconvlstm" else (6, 10)
+        assert (cell.config.train.epochs, cell.config.train.patience) == schedule
+        own = load_run_config(bt.TRAIN / f"{config}.yaml")
+        assert cell.config.augment == own.augment and cell.config.data == own.data
+    only = bt.parse_args(["--rows", "tinyhar", "--seeds", "0"])
+    assert [bt.row_id(r) for r in bt.selected_rows(only)] == ["tinyhar-acc+gyro", "tinyhar-acc"]
+    with pytest.raises(ConfigError, match="--rows"):
+        bt.selected_rows(bt.parse_args(["--rows", "no-such-model"]))
+
+
+def test_only_the_specs_own_finished_runs_are_read(tmp_path):
+    bt = bench("bench_train")
+    eb = bench("engine_bench")
+    args = bt.parse_args(["--seeds", "0", "--rows", "tinyhar", "--grid-dir", str(tmp_path)])
+    exp = expand(bt, bt.build_spec(args, bt.selected_rows(args)))
+    other = expand(bt, bt.build_spec(bt.parse_args(["--seeds", "5", "--rows", "tinyhar"]),
+                                     bt.selected_rows(args)))
+    metrics = {"test": {"macro_f1": 0.5, "accuracy": 0.5, "ece": 0.1},
+               "val": {"macro_f1": 0.6, "accuracy": 0.6, "ece": 0.1}}
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        store.register([*exp.runs, *other.runs])
+        for _ in range(2):  # the first cell of this spec and one of another spec finish
+            row = store.claim([exp.cells[0].hash, other.cells[0].hash], "host", 1)
+            store.complete(row.hash, "host", 1, metrics, {"s_per_epoch": 1.0}, 10, 2.0)
+    runs = eb.read_runs(tmp_path, exp, "row")
+    assert runs.nodes == {}
+    assert {label: list(by_seed) for label, by_seed in runs.cells.items()} == {
+        "tinyhar-acc+gyro": [0]}
+    summary = eb.run_summary(runs.cells["tinyhar-acc+gyro"][0], tmp_path / "missing")
+    assert summary["test_macro_f1"] == 0.5 and summary["s_per_epoch"] == {"main": 1.0}
+
+
+# -- shared pieces ----------------------------------------------------------------------------
+
+
+def test_paired_differences_carry_their_interval():
+    eb = bench("engine_bench")
+    a = {0: {"test_macro_f1": 0.90}, 1: {"test_macro_f1": 0.92}, 2: {"test_macro_f1": 0.95}}
+    b = {0: {"test_macro_f1": 0.89}, 1: {"test_macro_f1": 0.90}, 3: {"test_macro_f1": 0.10}}
+    test, diffs = eb.paired(a, b)  # seeds 0 and 1 only: seed 2 and 3 have no pair
+    assert diffs == pytest.approx([0.01, 0.02]) and test.n == 2
+    assert test.ci_low == pytest.approx(0.01) and test.ci_high == pytest.approx(0.02)
+    assert eb.format_paired(test) == "+1.50 ± 0.71 [+1.00, +2.00]"
+    one, _ = eb.paired({0: a[0]}, b)
+    assert eb.format_paired(one) == "+1.00 (n = 1)"
+    assert eb.format_paired(eb.paired({}, b)[0]) == ""
+
+
+def test_overrides_go_to_every_label_or_the_one_named():
+    eb = bench("engine_bench")
+    got = eb.split_overrides(["train.lr=0.01", "kd:distill.params.alpha=0.5"], ["kd", "none"])
+    assert eb.overrides_for(got, "kd") == {"train.lr": 0.01, "distill.params.alpha": 0.5}
+    assert eb.overrides_for(got, "none") == {"train.lr": 0.01}
+    with pytest.raises(ConfigError, match="'sk' is none of"):
+        eb.split_overrides(["sk:distill.params.beta=1"], ["kd", "none"])
+    with pytest.raises(ConfigError, match="key=value"):
+        eb.split_overrides(["train.lr"], ["kd"])
+
+
+@pytest.mark.parametrize(("script", "argv", "says"), [
+    ("bench_distill", ["--methods", "takd"], "'takd' is not benchmarked"),
+    ("bench_pskd", ["--set", "nobody:train.lr=1"], "'nobody' is none of"),
+    ("bench_train", ["--epochs-for", "deepconvlstm=x"], "--epochs-for: expected MODEL=N"),
+])
+def test_bad_options_get_one_line_and_a_non_zero_exit(script, argv, says, tmp_path, capsys):
+    module = bench(script)
+    assert module.main([*argv, "--dry-run", "--grid-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs.sqlite").exists()
