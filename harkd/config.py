@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -66,6 +66,10 @@ class AugmentConfig(Section):
     teacher_input: Literal["same", "clean"] = "same"
 
 
+#: the values `train.device` accepts (harkd.train.device)
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+
+
 class TrainConfig(Section):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -78,20 +82,38 @@ class TrainConfig(Section):
         description="the model kept: the epoch of best validation macro-F1, or the last epoch "
         "(a fixed epoch budget; use with patience: null)",
     )
-
-    @model_serializer(mode="wrap")
-    def _omit_default_selection(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave `selection` out while it is the default, so configs written before it existed
-        keep their hashes (and their finished runs)."""
-        out = handler(self)
-        if self.selection == "best_val":
-            del out["selection"]
-        return out
     grad_clip: float | None = Field(5.0, gt=0)
     class_weights: bool = False
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: leave)")
     eval_batch_size: int = Field(1024, ge=1)
+    device: str = Field(
+        "auto",
+        pattern=DEVICE_PATTERN,
+        description="auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N "
+        "(harkd.train.device); export and latency always run on the CPU",
+    )
+    amp: bool = Field(
+        False, description="mixed precision: training forward passes in bfloat16 autocast"
+    )
+    deterministic: bool = Field(
+        True,
+        description="torch's deterministic algorithms (and cuDNN's); free on the CPU, on a GPU "
+        "it turns off cuDNN autotuning and may cost speed (benchmarks/bench_device.py)",
+    )
+
+    #: fields left out of the dump while at their default, so configs written before they
+    #: existed keep their hashes (and their finished runs)
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("selection", "device", "amp", "deterministic")
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the `OMITTED_AT_DEFAULT` fields that hold their default."""
+        out = handler(self)
+        for name in self.OMITTED_AT_DEFAULT:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                del out[name]
+        return out
 
 
 class LatencyConfig(Section):

@@ -114,6 +114,11 @@ class WindowLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def to(self, device: torch.device) -> WindowLoader:
+        """Keep the split on `device`: batches are then cut there, with no host copies."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
     def __len__(self) -> int:
         return len(batch_bounds(len(self.x), self.batch_size))
 
@@ -124,7 +129,7 @@ class WindowLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
-            order_t = torch.from_numpy(order)
+            order_t = torch.from_numpy(order).to(self.x.device)
         for lo, hi in batch_bounds(len(self.x), self.batch_size):
             if self.shuffle:
                 idx = order_t[lo:hi]
@@ -152,6 +157,11 @@ class PoolLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def to(self, device: torch.device) -> PoolLoader:
+        """Keep the pool on `device`: batches are then cut there, with no host copies."""
+        self.x = self.x.to(device)
+        return self
+
     @property
     def n_windows(self) -> int:
         return len(self.x)
@@ -164,7 +174,7 @@ class PoolLoader:
         bounds = batch_bounds(len(self.x), self.batch_size)
         for p in itertools.count():
             rng = np.random.default_rng([self.seed, self.epoch, p])
-            order = torch.from_numpy(rng.permutation(len(self.x)))
+            order = torch.from_numpy(rng.permutation(len(self.x))).to(self.x.device)
             for lo, hi in bounds:
                 yield self.x[order[lo:hi]]
 

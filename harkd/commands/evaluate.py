@@ -3,8 +3,8 @@
 The run's card (`harkd.train.runcard`) must fit the protocol (`check_compatible`: view,
 classes, window, rate, and no test subject among the run's training or validation subjects).
 The model is fed its own view of the protocol's windows, standardised with the statistics in its
-card (those of its training split). Prints accuracy, macro-F1, weighted F1, ECE and per-class
-F1 per split.
+card (those of its training split), on `--device` (as `train.device`: auto, cpu, cuda, cuda:N).
+Prints accuracy, macro-F1, weighted F1, ECE and per-class F1 per split.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", choices=SPLIT_CHOICES, default="test", help="default: test")
     parser.add_argument("--out", type=Path, default=None, help="also write the metrics as JSON")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when seen, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="WindowSet cache (default $HARKD_CACHE)"
     )
@@ -42,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from harkd.data import Normalizer
     from harkd.train.checkpoint import load_run_model
     from harkd.train.compat import check_compatible
+    from harkd.train.device import resolve_device
     from harkd.train.metrics import evaluate
 
     try:
         model, card = load_run_model(args.run_dir)
+        device, note = resolve_device(args.device, what="--device")
         data, *overrides = args.data
         ws = prepare(load_data_config(config_file(data), overrides), args.cache_dir, progress=False)
         channels = check_compatible(card, ws, "evaluate", where=str(args.run_dir))
@@ -55,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
         print(f"harkd evaluate: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
+    if note:
+        print(note, file=sys.stderr)
+    model.to(device)
     norm = Normalizer(card.norm.mean, card.norm.std)
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     results = {}

@@ -3,7 +3,8 @@
 Runs (or resumes) a grid, training nodes (teachers, assistants) before the cells that need
 them: done runs are skipped, interrupted ones rerun, failed ones (and the runs they blocked)
 rerun with `--retry-failed`. `--dry-run` prints the graph (nodes, the cells and what each
-needs, hashes, what is done or new) without training anything.
+needs, hashes, what is done or new) without training anything. Runs whose `train.device` wants
+a GPU are placed on the visible GPUs (`--gpus`, `--runs-per-gpu`; `harkd.grid.placement`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,23 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="grid spec YAML (configs/grids/*.yaml)")
     parser.add_argument("--profile", default=None, help="a profile of the spec, e.g. quick")
+    add_select_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the runs, train nothing")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--workers", type=int, default=1,
-                        help="local: processes; ray without --address: local Ray CPUs / "
-                             "--cpus-per-run (default 1)")
+                        help="local: processes (for runs on GPUs: --runs-per-gpu per GPU "
+                             "instead); ray without --address: local Ray CPUs / --cpus-per-run "
+                             "(default 1)")
     parser.add_argument("--address", default=None, help="ray: address of a running cluster")
     parser.add_argument("--cpus-per-run", type=int, default=1,
                         help="ray: CPUs declared by each run's task (its torch threads)")
     parser.add_argument("--threads", type=int, default=None,
                         help="local: torch threads per worker (default cores // workers)")
+    parser.add_argument("--gpus", type=gpu_list, default=None, metavar="I,J,...",
+                        help="GPUs to place runs that want one on (default: every visible GPU)")
+    parser.add_argument("--runs-per-gpu", type=int, default=1,
+                        help="runs sharing one GPU: local workers per GPU (these replace "
+                             "--workers when runs use GPUs), ray 1/N GPU per task (default 1)")
     parser.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="grid folder (default: the spec's output_dir, -<profile> appended)")
@@ -43,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from harkd.grid.spec import load_spec
 
     try:
-        spec = load_spec(config_file(args.spec))
+        spec = load_spec(config_file(args.spec)).select(parse_select(args.select))
         grid_dir = spec.grid_dir(args.profile, args.output_dir)
         if args.dry_run:
             print(dry_run(spec, args.profile, grid_dir))
@@ -53,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_grid(
             spec, args.profile, grid_dir=grid_dir, executor=args.executor,
             workers=args.workers, address=args.address, cpus_per_run=args.cpus_per_run,
-            threads=args.threads,
+            threads=args.threads, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu,
             retry_failed=args.retry_failed, progress=not args.no_progress,
         )
     except (ConfigError, OSError, ValueError, RuntimeError) as err:
@@ -67,6 +75,17 @@ def run(args: argparse.Namespace) -> int:
     if (summary.failed or summary.blocked) and not args.retry_failed:
         print("rerun failed and blocked runs with --retry-failed")
     return 0 if summary.failed == summary.blocked == summary.pending == 0 else 1
+
+
+def gpu_list(text: str) -> list[int]:
+    """`0,2` as [0, 2] (argparse answers anything else with one line naming --gpus)."""
+    try:
+        gpus = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected GPU indices like 0,1, got {text!r}") from None
+    if any(g < 0 for g in gpus):
+        raise argparse.ArgumentTypeError(f"GPU indices are >= 0, got {text!r}")
+    return gpus
 
 
 def dry_run(spec: GridSpec, profile: str | None, grid_dir: Path) -> str:
@@ -102,3 +121,20 @@ def dry_run(spec: GridSpec, profile: str | None, grid_dir: Path) -> str:
         f"(reused), {len(exp.runs) - len(known)} new; profile {profile or 'none'}; "
         f"grid dir {grid_dir}")
     return "\n".join(lines)
+
+
+def add_select_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--select", action="append", default=[], metavar="AXIS=LABEL,...",
+                        help="keep only these values of an axis (repeatable), e.g. draw=0,1")
+
+
+def parse_select(items: list[str]) -> dict[str, list[str]]:
+    """`["draw=0,1", "method=none"]` -> {"draw": ["0", "1"], "method": ["none"]}."""
+    out = {}
+    for item in items:
+        axis, sep, labels = item.partition("=")
+        if not sep or not axis:
+            raise ConfigError(f"--select {item!r}: expected AXIS=LABEL[,LABEL...]")
+        out[axis] = [lb for lb in labels.split(",") if lb]
+    return out
+

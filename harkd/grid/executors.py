@@ -10,7 +10,8 @@ died too, the next invocation finds the claim's pid gone and reruns the run.
 Both executors call the same `execute`, which trains with `harkd.train.loop.fit` in the run's
 own directory (fit resumes from its last checkpoint there) and returns plain JSON-able
 results, so the same spec gives the same results on either executor for a given number of
-torch threads per run.
+torch threads per run. Where runs want a GPU (`harkd.grid.placement`), each local worker is
+pinned to one GPU and Ray tasks ask for theirs; the outcome names the device that trained.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harkd.config import RunConfig, validate_run_config
+from harkd.grid.placement import gpus_per_task
 
 if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+
     from data_prep.windowset import WindowSet
     from harkd.train.loop import RunResult
 
@@ -61,6 +65,7 @@ class RunOutcome:
     error: str | None = None
     worker_s: float = 0.0
     blocked: bool = False
+    device: str | None = None
 
 
 class Executor(Protocol):
@@ -83,6 +88,8 @@ class Executor(Protocol):
 
 _windowsets: dict[str, WindowSet] = {}
 _given: WindowSet | None = None
+#: the device this worker was placed on (`cuda:N`, `cpu`; None: `train.device` decides)
+_placed: str | None = None
 
 
 def data_key(cfg: RunConfig) -> str:
@@ -105,13 +112,18 @@ def _windowset_for(cfg: RunConfig) -> WindowSet:
 
 
 def init_worker(threads: int, parent_pid: int | None = None,
-                windowset: WindowSet | None = None) -> None:
-    """Pool initializer: torch threads, the shared WindowSet, and exit when the driver dies."""
-    global _given
+                windowset: WindowSet | None = None, devices: Queue[str] | None = None) -> None:
+    """Pool initializer: torch threads, the shared WindowSet, the device this worker takes
+    from the `devices` queue (one entry per worker), and exit when the driver dies."""
+    global _given, _placed
     import torch
 
     torch.set_num_threads(threads)
     _given = windowset
+    if devices is not None:  # a pool never starts more workers than it has entries
+        _placed = devices.get()
+        if _placed.startswith("cuda"):
+            torch.cuda.set_device(torch.device(_placed))
     if parent_pid is not None:
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
@@ -132,7 +144,10 @@ def _jsonable(value: Any) -> Any:
 
 def outcome_from_result(run_hash: str, result: RunResult, fit_s: float,
                         worker_s: float) -> RunOutcome:
-    """Flatten fit's RunResult into what the store keeps (`fit_s`: fit's own wall time)."""
+    """Flatten fit's RunResult into what the store keeps (`fit_s`: fit's own wall time; the
+    device from the run's card)."""
+    from harkd.train.runcard import read_card
+
     return RunOutcome(
         hash=run_hash,
         ok=True,
@@ -141,6 +156,7 @@ def outcome_from_result(run_hash: str, result: RunResult, fit_s: float,
                            "best_epoch": result.best_epoch, "reused": result.from_cache}),
         n_params=int(result.n_params),
         worker_s=worker_s,
+        device=read_card(result.run_dir).device,
     )
 
 
@@ -180,7 +196,7 @@ def execute(task: RunTask) -> RunOutcome:
         cfg = validate_run_config(task.config, source=f"run {task.hash}")
         ws = _windowset_for(cfg)
         t_fit = time.perf_counter()
-        result = fit(cfg, ws=ws, run_dir=Path(task.run_dir), progress=False)
+        result = fit(cfg, ws=ws, run_dir=Path(task.run_dir), progress=False, device=_placed)
         fit_s = time.perf_counter() - t_fit
         if task.latency:
             result.metrics["latency"] = measure_latency(task.run_dir, task.latency)
@@ -209,13 +225,20 @@ def available_cores() -> int:
 
 
 class LocalExecutor:
-    """A spawn-context process pool; each worker gets cores // workers torch threads."""
+    """A spawn-context process pool; each worker gets cores // workers torch threads.
+
+    With `devices` (`harkd.grid.placement.worker_devices`), one worker per entry, each pinned
+    to that device; `workers` is then not used.
+    """
 
     def __init__(self, workers: int = 1, windowset: WindowSet | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, devices: list[str] | None = None) -> None:
+        if devices:
+            workers = len(devices)
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.slots = workers
+        self.devices = devices
         self.orders_dependencies = False
         self.threads = threads or max(1, available_cores() // workers)
         self._windowset = windowset
@@ -229,9 +252,15 @@ class LocalExecutor:
         """The pool, with every worker started: the workers spawn and import side by side
         once, instead of one by one as runs queue behind a worker still starting."""
         if self._pool is None:
+            ctx = mp.get_context("spawn")
+            devices = None
+            if self.devices:
+                devices = ctx.Queue()
+                for device in self.devices:
+                    devices.put(device)
             self._pool = cf.ProcessPoolExecutor(
-                max_workers=self.slots, mp_context=mp.get_context("spawn"),
-                initializer=init_worker, initargs=(self.threads, os.getpid(), self._windowset))
+                max_workers=self.slots, mp_context=ctx, initializer=init_worker,
+                initargs=(self.threads, os.getpid(), self._windowset, devices))
             for fut in [self._pool.submit(_ready) for _ in range(self.slots)]:
                 fut.result()
         return self._pool
@@ -272,14 +301,16 @@ class LocalExecutor:
 # -- ray ----------------------------------------------------------------------------------------
 
 
-def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None,
+def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None, placed: str | None,
                  *needed: RunOutcome) -> RunOutcome:
     """A Ray task: set this worker's threads and shared data once, then `execute`.
 
-    `needed`: the outcomes of the training nodes still in flight when this task was submitted
-    (Ray starts the task once they are done); if one failed, this run is blocked.
+    `placed`: `cpu` for a task that asked for no GPU (None: the GPU Ray gave it, which the
+    task sees as its first). `needed`: the outcomes of the training nodes still in flight when
+    this task was submitted (Ray starts the task once they are done); if one failed, this run
+    is blocked.
     """
-    global _given
+    global _given, _placed
     import torch
 
     failed = [o.hash for o in needed if not o.ok]
@@ -288,18 +319,21 @@ def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None,
                           error=f"blocked: needed node(s) {failed} failed")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    _given = windowset
+    _given, _placed = windowset, placed
     return execute(task)
 
 
 class RayExecutor:
-    """Each run a Ray task declaring `cpus_per_run` CPUs (torch gets that many threads).
+    """Each run a Ray task declaring `cpus_per_run` CPUs (torch gets that many threads), and
+    `1 / runs_per_gpu` GPUs when the run wants one (`harkd.grid.placement.gpus_per_task`).
 
-    With no `address`, starts a local Ray with `num_cpus` CPUs (default: the usable cores).
+    With no `address`, starts a local Ray with `num_cpus` CPUs (default: the usable cores) and
+    the GPUs it finds.
     """
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
-                 cpus_per_run: int = 1, windowset: WindowSet | None = None) -> None:
+                 cpus_per_run: int = 1, windowset: WindowSet | None = None,
+                 runs_per_gpu: int = 1) -> None:
         import ray
 
         t0 = time.perf_counter()
@@ -315,6 +349,8 @@ class RayExecutor:
         if cpus < cpus_per_run:
             raise RuntimeError(f"Ray cluster has {cpus} CPUs; each run needs {cpus_per_run}")
         self.slots = cpus // cpus_per_run
+        self.gpus = float(ray.cluster_resources().get("GPU", 0))
+        self.runs_per_gpu = runs_per_gpu
         self.orders_dependencies = True
         self._threads = cpus_per_run
         self._remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_execute)
@@ -325,7 +361,11 @@ class RayExecutor:
     def submit(self, task: RunTask) -> None:
         in_flight = {h: ref for ref, h in self._refs.items()}
         needed = [in_flight[h] for h in task.deps if h in in_flight]
-        self._refs[self._remote.remote(task, self._threads, self._data, *needed)] = task.hash
+        gpus = gpus_per_task(task.config, self.gpus, self.runs_per_gpu)
+        remote = self._remote.options(num_gpus=gpus) if gpus else self._remote
+        placed = None if gpus else "cpu"
+        ref = remote.remote(task, self._threads, self._data, placed, *needed)
+        self._refs[ref] = task.hash
 
     def wait(self, timeout: float) -> list[RunOutcome]:
         if not self._refs:
@@ -351,14 +391,18 @@ class RayExecutor:
 
 def make_executor(kind: str, workers: int = 1, windowset: WindowSet | None = None,
                   address: str | None = None, cpus_per_run: int = 1,
-                  threads: int | None = None) -> Executor:
+                  threads: int | None = None, devices: list[str] | None = None,
+                  runs_per_gpu: int = 1) -> Executor:
     """`local` with `workers` processes of `threads` torch threads (default cores // workers),
-    or `ray` (a local Ray of workers × cpus_per_run CPUs without `address`; each task gets
-    cpus_per_run threads)."""
+    or one process per entry of `devices`, pinned to it; or `ray` (a local Ray of
+    workers × cpus_per_run CPUs without `address`, at least one worker per entry of
+    `devices`; each task gets cpus_per_run threads and, when its run wants a GPU,
+    1 / runs_per_gpu GPUs)."""
     if kind == "local":
-        return LocalExecutor(workers=workers, windowset=windowset, threads=threads)
+        return LocalExecutor(workers=workers, windowset=windowset, threads=threads,
+                             devices=devices)
     if kind == "ray":
-        num_cpus = None if address else workers * cpus_per_run
+        num_cpus = None if address else max(workers, len(devices or ())) * cpus_per_run
         return RayExecutor(address=address, num_cpus=num_cpus, cpus_per_run=cpus_per_run,
-                           windowset=windowset)
+                           windowset=windowset, runs_per_gpu=runs_per_gpu)
     raise ValueError(f"unknown executor {kind!r}; executors: {list(EXECUTORS)}")

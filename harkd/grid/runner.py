@@ -8,7 +8,9 @@ so an interrupted run resumes from its own checkpoint; its row becomes `done` on
 transaction that writes its metrics. A run is claimed once the training nodes it needs are done
 (the Ray executor takes runs whose nodes are still in flight and lets Ray order them); when a
 node fails, every run that needs it is marked blocked, naming it. A teacher that names a node
-reads that node's run directory; the grid folder must be one that every worker sees.
+reads that node's run directory; the grid folder must be one that every worker sees. Runs that
+want a GPU are placed by `harkd.grid.placement` (local workers pinned to GPUs, Ray tasks asking
+for theirs); the store records the device each run trained on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from harkd.grid.executors import Executor, RunOutcome, RunTask, data_key, make_executor
+from harkd.grid.placement import select_gpus, visible_gpus, worker_devices
 from harkd.grid.spec import Expansion, GridSpec
 from harkd.grid.store import DEFAULT_LEASE_S, RunStore
 
@@ -50,6 +54,7 @@ class GridSummary:
     retried: int
     failures: list[str]
     startup_s: float = 0.0
+    devices: list[str] | None = None  # the GPU of each local worker (None: CPU workers)
 
 
 def code_version() -> str:
@@ -106,6 +111,17 @@ def _grid_meta(spec: GridSpec, expansion: Expansion) -> dict[str, Any]:
     }
 
 
+def place_runs(expansion: Expansion, pending: set[str], executor: str, address: str | None,
+               gpus: Sequence[int] | None, runs_per_gpu: int) -> list[str] | None:
+    """The GPU of each worker when a pending run wants one (`worker_devices` over `gpus`,
+    default every GPU this process sees), else None; None too for a Ray cluster at `address`,
+    whose tasks each ask Ray for their GPU."""
+    if executor == "ray" and address:
+        return None
+    configs = [r.config.model_dump(mode="json") for r in expansion.runs if r.hash in pending]
+    return worker_devices(configs, select_gpus(gpus, visible_gpus()), runs_per_gpu)
+
+
 def warm_data_cache(expansion: Expansion, pending: set[str]) -> int:
     """Prepare each distinct WindowSet the pending runs need, once, before workers start.
 
@@ -134,6 +150,8 @@ def run_grid(
     address: str | None = None,
     cpus_per_run: int = 1,
     threads: int | None = None,
+    gpus: Sequence[int] | None = None,
+    runs_per_gpu: int = 1,
     retry_failed: bool = False,
     windowset: WindowSet | None = None,
     lease_s: float = DEFAULT_LEASE_S,
@@ -142,7 +160,9 @@ def run_grid(
     """Run (or resume) every run of `spec` under `profile`; returns what happened.
 
     `windowset`: train every run on this WindowSet instead of loading each run's data config
-    (tests, benchmarks). The driver process owns the store; see `harkd.grid.executors`.
+    (tests, benchmarks). `gpus` (default: every GPU seen) and `runs_per_gpu` place runs that
+    want a GPU (`place_runs`); the local executor then has one worker per placed device instead
+    of `workers`. The driver process owns the store; see `harkd.grid.executors`.
     """
     expansion = spec.expand(profile)
     gdir = (Path(grid_dir) if grid_dir is not None else spec.grid_dir(profile)).resolve()
@@ -159,6 +179,7 @@ def run_grid(
         store.block_dependants(hashes)
         counts = store.counts(hashes)
         pending = {r.hash for r in store.rows("pending") if r.hash in hashes}
+        devices = place_runs(expansion, pending, executor, address, gpus, runs_per_gpu)
         if pending and windowset is None:
             warm_data_cache(expansion, pending)
         bar = tqdm(total=len(hashes), initial=counts["done"] + counts["blocked"],
@@ -166,6 +187,9 @@ def run_grid(
                    unit="run", disable=not progress, dynamic_ncols=True)
         for row in recovered:
             bar.write(f"interrupted run reset: {describe(row.axes)} ({row.hash})")
+        pinned = devices if executor == "local" else None  # Ray places its own tasks
+        if pinned:
+            bar.write(f"runs placed on GPUs: {len(pinned)} workers on {', '.join(pinned)}")
         pool: Executor | None = None
         in_flight: dict[str, float] = {}
         last_beat = time.monotonic()
@@ -174,7 +198,7 @@ def run_grid(
                 while pending and (pool is None or len(in_flight) < pool.slots):
                     if pool is None:
                         pool = make_executor(executor, workers, windowset, address, cpus_per_run,
-                                             threads)
+                                             threads, devices, runs_per_gpu)
                     row = store.claim(hashes, host, pid, version,
                                       in_flight if pool.orders_dependencies else ())
                     if row is None:
@@ -218,7 +242,7 @@ def run_grid(
                        failed=final["failed"], blocked=final["blocked"],
                        pending=final["pending"] + final["running"],
                        recovered=len(recovered), retried=retried, failures=failures,
-                       startup_s=pool.startup_s if pool is not None else 0.0)
+                       startup_s=pool.startup_s if pool is not None else 0.0, devices=pinned)
 
 
 def _record(store: RunStore, outcome: RunOutcome, host: str, pid: int, wall: float) -> str | None:
@@ -226,7 +250,7 @@ def _record(store: RunStore, outcome: RunOutcome, host: str, pid: int, wall: flo
     if outcome.ok:
         timings = {**(outcome.timings or {}), "worker_s": outcome.worker_s}
         if store.complete(outcome.hash, host, pid, outcome.metrics or {}, timings,
-                          outcome.n_params, wall):
+                          outcome.n_params, wall, outcome.device):
             return None
         return "finished, but its claim was taken over (lease expired); result not stored"
     store.fail(outcome.hash, host, pid, outcome.error or "unknown error", wall)

@@ -1,7 +1,8 @@
 """The run store: one SQLite file per grid (`<grid_dir>/runs.sqlite`), one row per run.
 
 Rows are keyed by the hash of the run's resolved config; a row is a cell or a training node
-(`kind`), and lists the hashes of the nodes it needs (`deps`). A row moves
+(`kind`), lists the hashes of the nodes it needs (`deps`) and, once done, the device it
+trained on (`device`: cpu or cuda:N, from the run's card). A row moves
 pending -> running (claimed by a host and pid) -> done | failed; a pending row whose needed
 node failed becomes `blocked` (its error names that node). Only a row whose needed nodes are
 done is claimed (or, for executors that order tasks themselves, done or running).
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS runs (
     timings TEXT,
     n_params INTEGER,
     wall_s REAL,
+    device TEXT,
     host TEXT,
     pid INTEGER,
     code_version TEXT,
@@ -77,6 +79,7 @@ class RunRow:
     timings: dict[str, Any] | None
     n_params: int | None
     wall_s: float | None
+    device: str | None
     host: str | None
     pid: int | None
     code_version: str | None
@@ -97,7 +100,8 @@ def _row(r: sqlite3.Row) -> RunRow:
         hash=r["hash"], index=r["idx"], status=r["status"], kind=r["kind"],
         deps=json.loads(r["deps"]), axes=json.loads(r["axes"]),
         config=json.loads(r["config"]), metrics=loads(r["metrics"]), timings=loads(r["timings"]),
-        n_params=r["n_params"], wall_s=r["wall_s"], host=r["host"], pid=r["pid"],
+        n_params=r["n_params"], wall_s=r["wall_s"], device=r["device"], host=r["host"],
+        pid=r["pid"],
         code_version=r["code_version"], started=r["started"], finished=r["finished"],
         heartbeat=r["heartbeat"], error=r["error"], attempts=r["attempts"],
     )
@@ -276,17 +280,20 @@ class RunStore:
                 "AND pid = ?", [(h, host, pid) for h in hashes])
 
     def complete(self, hash: str, host: str, pid: int, metrics: dict[str, Any],
-                 timings: dict[str, Any], n_params: int | None, wall_s: float) -> bool:
-        """Mark a claimed run done with its results, in one transaction.
+                 timings: dict[str, Any], n_params: int | None, wall_s: float,
+                 device: str | None = None) -> bool:
+        """Mark a claimed run done with its results and the device it trained on, in one
+        transaction.
 
         Returns False (and changes nothing) when the caller no longer holds the claim.
         """
         with self._tx() as db:
             return db.execute(
                 "UPDATE runs SET status = 'done', metrics = ?, timings = ?, n_params = ?, "
-                "wall_s = ?, finished = ?, error = NULL WHERE hash = ? AND status = 'running' "
-                "AND host = ? AND pid = ?",
-                (_json(metrics), _json(timings), n_params, wall_s, time.time(), hash, host, pid),
+                "wall_s = ?, device = ?, finished = ?, error = NULL WHERE hash = ? "
+                "AND status = 'running' AND host = ? AND pid = ?",
+                (_json(metrics), _json(timings), n_params, wall_s, device, time.time(), hash,
+                 host, pid),
             ).rowcount == 1
 
     def fail(self, hash: str, host: str, pid: int, error: str, wall_s: float | None = None) -> bool:
@@ -329,9 +336,15 @@ class RunStore:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a store written before training nodes (no kind/deps, no 'blocked') up to date."""
+    """Bring a store written by an older harkd up to date: one written before training nodes
+    (no kind/deps, no 'blocked') is rebuilt; one without the `device` column gets it (NULL for
+    its runs: the device that trained them was not recorded)."""
     found = db.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()
-    if found is None or "'blocked'" in found[0]:
+    if found is None:
+        return
+    if "'blocked'" in found[0]:
+        if "device" not in [r[1] for r in db.execute("PRAGMA table_info(runs)")]:
+            db.execute("ALTER TABLE runs ADD COLUMN device TEXT")
         return
     columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
     db.execute("ALTER TABLE runs RENAME TO runs_old")

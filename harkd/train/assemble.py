@@ -1,10 +1,14 @@
 """Assembling a run: everything `fit` trains and scores, built from a run config and its data.
 
-`assemble(cfg, ws)` sets the torch threads, seeds every RNG with `train.seed`, then builds, in
-this order (the order the seeded RNG is drawn in, so a config always starts from the same
-weights): the model on its view, the frozen teachers from their run directories (each card
-checked against the config and, by `check_compatible`, against the data), the Distiller, the
-augmentation policy, the training batches and the validation windows that select the model.
+`assemble(cfg, ws)` sets the torch threads, seeds every RNG with `train.seed` (and sets
+`train.deterministic`), then builds, in this order (the order the seeded RNG is drawn in, so a
+config always starts from the same weights, on any device): the model on its view, the frozen
+teachers from their run directories (each card checked against the config and, by
+`check_compatible`, against the data), the Distiller, the augmentation policy, the training
+batches and the validation windows that select the model. The Distiller (teachers included),
+the training and pool windows and the validation windows then move to the run's device
+(`harkd.train.device`) once, so batches are cut there; the augmentation generator stays on the
+CPU (its random numbers are the same on every device).
 
 `BatchSource` is the one place a training `Batch` is put together (loader, augmentation,
 class weights, and for a method with `pool: true` one batch of unlabelled pool windows).
@@ -41,6 +45,7 @@ from harkd.distill.base import (
 from harkd.models.base import build_model
 from harkd.train.checkpoint import load_run_model
 from harkd.train.compat import check_compatible
+from harkd.train.device import check_amp, resolve_device
 from harkd.train.runcard import RunCard, read_card
 from harkd.train.seeding import seed_everything
 
@@ -104,8 +109,8 @@ class BatchSource:
         """Unlabelled windows through the policy (labels unused), and the teachers' input."""
         if self.policy is None:
             return x, None
-        out, _ = self.policy(x, torch.full((len(x), self.num_classes), 1 / self.num_classes),
-                             self.generator)
+        uniform = torch.full((len(x), self.num_classes), 1 / self.num_classes, device=x.device)
+        out, _ = self.policy(x, uniform, self.generator)
         return out, x if self.clean_teacher_input else None
 
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
@@ -132,16 +137,21 @@ class Run:
     distiller: Distiller
     normalizer: Normalizer  # training-split statistics of every channel
     batches: BatchSource
-    val_x: torch.Tensor  # normalised validation windows (model selection)
+    val_x: torch.Tensor  # normalised validation windows (model selection), on `device`
     val_y: np.ndarray
+    device: torch.device
 
 
-def assemble(cfg: RunConfig, ws: WindowSet) -> Run:
-    """Build the run of `cfg` on `ws` (module docstring); config problems are `ConfigError`s."""
+def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) -> Run:
+    """Build the run of `cfg` on `ws` (module docstring) on `device` (default: the one
+    `train.device` resolves to); config problems are `ConfigError`s."""
     tc = cfg.train
+    if device is None:
+        device, _ = resolve_device(tc.device)
+    check_amp(device, tc.amp)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    seed_everything(tc.seed)
+    seed_everything(tc.seed, tc.deterministic)
     window = int(ws.X.shape[-1])
     channels = view_channels(ws, cfg.model.view)
     try:
@@ -158,23 +168,26 @@ def assemble(cfg: RunConfig, ws: WindowSet) -> Run:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"distill: {err.args[0] if err.args else err}") from None
+    distiller.to(device)
     normalizer = Normalizer.from_windowset(ws)
     loader = make_loader(
         ws, "train", tc.batch_size, shuffle=True, seed=tc.seed, normalizer=normalizer
     )
+    pool = make_pool_loader(ws, tc.batch_size, tc.seed, normalizer) if distiller.uses_pool else None
     batches = BatchSource(
-        loader,
+        loader.to(device),
         ws.num_classes,
         augmentation_policy(cfg, ws),
         cfg.augment.teacher_input == "clean",
-        class_weights(ws) if tc.class_weights else None,
+        class_weights(ws).to(device) if tc.class_weights else None,
         tc.seed,
-        make_pool_loader(ws, tc.batch_size, tc.seed, normalizer) if distiller.uses_pool else None,
+        pool.to(device) if pool is not None else None,
     )
     val = ws.mask("val")
     if not val.any():
         raise ValueError("the validation split is empty: model selection needs it")
-    return Run(cfg, ws, channels, distiller, normalizer, batches, normalizer(ws.X[val]), ws.y[val])
+    val_x = normalizer(ws.X[val]).to(device)
+    return Run(cfg, ws, channels, distiller, normalizer, batches, val_x, ws.y[val], device)
 
 
 def check_method(cfg: RunConfig) -> None:

@@ -14,6 +14,7 @@ true but never predicted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,15 +109,23 @@ def classification_metrics(
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-    """Logits [N, K] of a Distiller, ViewModel or HARModel on windows `x`, in eval mode."""
+    """Logits [N, K] of a Distiller, ViewModel or HARModel on windows `x`, in eval mode, on
+    the model's device (each batch of `x` is moved there)."""
     was_training = model.training
     model.eval()
+    device = module_device(model)
     out = []
     for i in range(0, len(x), batch_size):
-        y = model(x[i : i + batch_size])
+        y = model(x[i : i + batch_size].to(device))
         out.append(y if torch.is_tensor(y) else y.logits)
     model.train(was_training)
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU when it has none)."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def evaluate(

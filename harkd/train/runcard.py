@@ -4,6 +4,9 @@
 run directory (evaluate, export, bench, teacher loading, the latency comparison) reads this card
 instead of string keys of a JSON file. A card carries `format_version`; a card of another
 version, a corrupt or a missing one is refused with one line naming the file and the problem.
+It records where the model was trained: the device, the torch and CUDA versions, whether
+torch's deterministic algorithms were on and whether mixed precision was (cards written before
+these fields existed were all trained on the CPU, deterministically, in float32: the defaults).
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ class RunCard(_Frozen):
     metrics: dict[str, Scores] = Field(description="split -> scores of the selected model")
     config_hash: str
     torch_version: str
+    device: str = Field("cpu", description="the device it trained on: cpu or cuda:N")
+    device_name: str | None = Field(None, description="the GPU's name (None on the CPU)")
+    cuda_version: str | None = Field(None, description="torch's CUDA (None on the CPU)")
+    deterministic: bool = Field(True, description="torch's deterministic algorithms were on")
+    amp: bool = Field(False, description="bfloat16 mixed precision in training")
 
     @model_validator(mode="after")
     def _consistent(self) -> RunCard:
@@ -146,8 +154,11 @@ def card_for_run(
     n_params: int,
     best_epoch: int | None,
     metrics: dict[str, dict[str, Any]],
+    device: torch.device,
 ) -> RunCard:
-    """The card of a run of `cfg` on `ws` whose model reads `channels` and scored `metrics`."""
+    """The card of a run of `cfg` on `ws` whose model reads `channels`, trained on `device`,
+    and scored `metrics`."""
+    on_gpu = device.type == "cuda"
     norm = ws.meta["norm"]
     subjects = ws.meta["split_subjects"]
     return RunCard(
@@ -180,4 +191,9 @@ def card_for_run(
         },
         config_hash=cfg.config_hash(),
         torch_version=torch.__version__,
+        device=str(device),
+        device_name=torch.cuda.get_device_name(device) if on_gpu else None,
+        cuda_version=torch.version.cuda if on_gpu else None,
+        deterministic=cfg.train.deterministic,
+        amp=cfg.train.amp,
     )
