@@ -77,6 +77,42 @@ class FilterConfig(_Section):
     gravity: GravityConfig | None = None
 
 
+class SubjectSubsetConfig(_Section):
+    """One of `count` overlapping subsets of the training subjects (RoS-KD's per-teacher data).
+
+    The n training subjects (after the test and validation subjects are taken out) are shuffled
+    with `seed`, cut into `count` blocks and laid on a circle; subset `index` is its block and
+    the next `round(n / count * overlap / (1 - overlap))` subjects, so consecutive subsets share
+    `overlap` of their subjects (rounded) and the subsets together cover every training
+    subject. `overlap: 0` cuts the training subjects into `count` disjoint parts.
+    """
+
+    count: int = Field(ge=2, description="number of subsets (teachers)")
+    index: int = Field(ge=0, description="which subset this protocol trains on (0-based)")
+    overlap: float = Field(0.5, ge=0, lt=1, description="share of a subset also in the next one")
+    seed: int = Field(0, description="seed of the subjects' shuffle")
+
+    @model_validator(mode="after")
+    def _check(self) -> SubjectSubsetConfig:
+        if self.index >= self.count:
+            raise ValueError(f"split.subset.index={self.index} must be below count={self.count}")
+        return self
+
+
+class LabelNoiseConfig(_Section):
+    """Seeded label noise on the training windows (validation, test and pool never touched).
+
+    `symmetric`: round(rate * n) training windows, drawn with `seed`, each get a class drawn
+    uniformly from the other classes. `boundary` (the HAR annotation error): the round(rate * n)
+    training windows nearest in time to a window of another class in their recording (ties in a
+    seeded order) get that nearest other class, as a label boundary drawn at the wrong moment.
+    """
+
+    rate: float = Field(gt=0, le=1, description="share of the training windows relabelled")
+    kind: Literal["symmetric", "boundary"] = "symmetric"
+    seed: int = Field(0, description="seed of the draw")
+
+
 class SplitConfig(_Section):
     kind: Literal["fixed", "kfold_subjects", "loso"] = "fixed"
     test_subjects: list[str] = Field(default_factory=list, description="kind=fixed")
@@ -97,6 +133,14 @@ class SplitConfig(_Section):
         description="put the training subjects' unlabelled windows (outside the label budget, "
         "null, other classes, impure) into a `pool` split with y = -1, instead of dropping them",
     )
+    subset: SubjectSubsetConfig | None = Field(
+        None,
+        description="train on one of several overlapping subsets of the training subjects "
+        "(normalisation statistics stay those of every training subject)",
+    )
+    label_noise: LabelNoiseConfig | None = Field(
+        None, description="seeded noise on the training labels (None: the labels as recorded)"
+    )
 
     @field_validator("test_subjects", "val_subjects", mode="before")
     @classmethod
@@ -105,13 +149,17 @@ class SplitConfig(_Section):
 
     @model_serializer(mode="wrap")
     def _omit_unused_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave out the label budget and pool when unused, so that a protocol without them
-        dumps (and hashes, and caches) exactly as before these options existed."""
+        """Leave out the label budget, pool, subject subset and label noise when unused, so
+        that a protocol without them dumps (and hashes, and caches) exactly as before these
+        options existed."""
         out = handler(self)
         if self.label_budget is None:
             del out["label_budget"], out["label_budget_seed"]
         if not self.pool:
             del out["pool"]
+        for option in ("subset", "label_noise"):
+            if getattr(self, option) is None:
+                del out[option]
         return out
 
     @model_validator(mode="after")
@@ -124,6 +172,11 @@ class SplitConfig(_Section):
             )
         if self.kind == "kfold_subjects" and self.fold >= self.k:
             raise ValueError(f"split.fold={self.fold} must be below k={self.k}")
+        if self.subset is not None and (self.label_budget is not None or self.pool):
+            raise ValueError(
+                "split.subset trains on some training subjects with every label; it cannot be "
+                "combined with split.label_budget or split.pool"
+            )
         return self
 
 

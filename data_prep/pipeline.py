@@ -7,8 +7,13 @@ may use its own step) -> normalisation statistics from the labelled training win
 dropped is counted by reason in `meta["dropped"]`; repairs in `meta["repair"]`. With
 `split.pool`, the training subjects' windows without a usable label (labels hidden by the budget,
 null, other classes, impure) go to the unlabelled `pool` split instead of being dropped, counted
-by the same reasons in `meta["pool"]`; validation and test windows never do. The result is cached
-under a hash of source + config (`data_prep.cache`).
+by the same reasons in `meta["pool"]`; validation and test windows never do. With `split.subset`
+(one of several overlapping subsets of the training subjects) the normalisation statistics are
+still those of every training subject, so the teachers of the subsets and a student on all of
+them standardise windows alike; then `split.label_noise` relabels training windows (of every
+training subject, so a window's noisy label is the same in every subset), and the windows of the
+training subjects outside the subset are dropped and counted. The result is cached under a hash
+of source + config (`data_prep.cache`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from data_prep.cache import cache_key, cache_stem, load_cached, resolve_cache_di
 from data_prep.config import DataConfig
 from data_prep.configio import ConfigError
 from data_prep.filters import apply_filters
+from data_prep.label_noise import add_label_noise
 from data_prep.readers import get_reader
 from data_prep.recording import Recording, RecordingError
 from data_prep.repair import repair
 from data_prep.resample import resample
-from data_prep.splits import assign_splits
+from data_prep.splits import OUTSIDE_SUBSET, assign_splits
 from data_prep.windowing import LabelledWindows, extract, label_windows
 from data_prep.windowset import POOL, SPLIT_INDEX, SPLITS, WindowSet
 
@@ -38,6 +44,8 @@ from data_prep.windowset import POOL, SPLIT_INDEX, SPLITS, WindowSet
 LABEL_BUDGET = "windows_label_budget"
 #: every reason a training window can lack a label: the keys of `meta["pool"]`
 POOL_REASONS = (LABEL_BUDGET, "windows_null", "windows_unselected_label", "windows_impure")
+#: why a labelled window of a training subject outside `split.subset` is dropped
+OUTSIDE_SUBSET_WINDOWS = "windows_outside_subject_subset"
 
 
 def default_source(reader: str) -> Path:
@@ -204,6 +212,7 @@ def build_windowset(
     }
     for i, rec in enumerate(recordings):
         role = role_of[rec.subject]
+        role = "train" if role == OUTSIDE_SUBSET else role  # dropped after the statistics
         win_step = test_step if role == "test" else step
         win = label_windows(rec.labels, length, win_step, cfg.purity, class_of, null_index)
         for starts, y, split in route_windows(win, role, cfg.split.pool, dropped, pooled):
@@ -216,6 +225,17 @@ def build_windowset(
             parts["split"].append(np.full(n, split, dtype=np.uint8))
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     arrays["subject"] = arrays["subject"].astype(str)
+    train = arrays["split"] == SPLIT_INDEX["train"]
+    norm = train_norm(arrays["X"][train])
+    noise = None
+    if cfg.split.label_noise is not None:
+        arrays["y"], noise = add_label_noise(arrays["y"], train, arrays["recording"],
+                                             arrays["start"], len(cfg.class_names()),
+                                             cfg.split.label_noise)
+    if OUTSIDE_SUBSET in assigned:
+        keep = ~np.isin(arrays["subject"], assigned[OUTSIDE_SUBSET])
+        dropped[OUTSIDE_SUBSET_WINDOWS] += int((~keep).sum())
+        arrays = {k: v[keep] for k, v in arrays.items()}
     split_subjects = {name: assigned[name] for name in SPLITS}
     if cfg.split.pool:
         split_subjects[POOL] = assigned.get("hidden", [])
@@ -242,13 +262,17 @@ def build_windowset(
             {"subject": r.subject, "session": r.session, "source": r.source, "samples": r.n_samples}
             for r in recordings
         ],
-        "norm": train_norm(arrays["X"][arrays["split"] == SPLIT_INDEX["train"]]),
+        "norm": norm,
         "config": json.loads(cfg.model_dump_json()),  # as the cached JSON holds it
     }
     if cfg.split.label_budget is not None:
         meta["hidden_subjects"] = assigned["hidden"]
     if cfg.split.pool:
         meta["pool"] = dict(sorted(pooled.items()))
+    if OUTSIDE_SUBSET in assigned:
+        meta["outside_subset_subjects"] = assigned[OUTSIDE_SUBSET]
+    if noise is not None:
+        meta["label_noise"] = noise
     return WindowSet(**arrays, meta=meta)
 
 

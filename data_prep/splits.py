@@ -7,7 +7,9 @@ model trained on them (the subject-independent protocol of e.g. Hammerla, Hallor
 consecutive groups, one of which is the test set) and `loso` (one subject out). Validation
 subjects are carved from the remaining training subjects: named, or drawn with a seed. A label
 budget then keeps the labels of only k of the training subjects, drawn with a seed of its own
-(so every budget draw shares the same validation subjects); the others are `hidden`.
+(so every budget draw shares the same validation subjects); the others are `hidden`. A subject
+subset (RoS-KD's per-teacher data) keeps one of several overlapping subsets of the training
+subjects for training; the others are `outside_subset`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from data_prep.config import SplitConfig
+from data_prep.config import SplitConfig, SubjectSubsetConfig
 from data_prep.configio import ConfigError
+
+#: the training subjects a subject subset leaves out (`assign_splits`)
+OUTSIDE_SUBSET = "outside_subset"
 
 
 def natural_key(subject: str) -> tuple[int, int | str]:
@@ -47,7 +52,8 @@ def assign_splits(subjects: Iterable[str], cfg: SplitConfig) -> dict[str, list[s
     """Split name ("train", "val", "test") -> its subjects; every subject in exactly one.
 
     With a label budget, "train" holds the labelled training subjects and "hidden" the
-    training subjects whose labels are hidden."""
+    training subjects whose labels are hidden; with a subject subset, "train" holds the subset
+    and "outside_subset" the other training subjects."""
     subjects = sorted(set(subjects), key=natural_key)
     test = choose_test_subjects(subjects, cfg)
     rest = [s for s in subjects if s not in test]
@@ -69,9 +75,34 @@ def assign_splits(subjects: Iterable[str], cfg: SplitConfig) -> dict[str, list[s
     train = [s for s in rest if s not in val]
     if not train:
         raise ConfigError("the split leaves no training subject")
+    if cfg.subset is not None:
+        subset = subject_subset(train, cfg.subset)
+        outside = [s for s in train if s not in subset]
+        return {"train": subset, "val": val, "test": test, OUTSIDE_SUBSET: outside}
     labelled, hidden = draw_label_budget(train, cfg)
     out = {"train": labelled, "val": val, "test": test}
     return out if cfg.label_budget is None else {**out, "hidden": hidden}
+
+
+def subject_subset(train: list[str], cfg: SubjectSubsetConfig) -> list[str]:
+    """Subset `cfg.index` of `cfg.count` overlapping subsets of the training subjects (in the
+    order of `train`). The subjects, shuffled with `cfg.seed`, are cut into `count` blocks at
+    `round(i * n / count)` and laid on a circle; a subset is its own block and the next
+    `round(n / count * overlap / (1 - overlap))` subjects after it, which the next subset
+    starts with: consecutive subsets share `overlap` of their subjects (rounded), and together
+    the subsets cover every training subject."""
+    n = len(train)
+    if n < cfg.count:
+        raise ConfigError(
+            f"split.subset.count={cfg.count} subsets but only {n} training subjects are left "
+            f"after the test and validation subjects: {train}"
+        )
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    stride = n / cfg.count
+    first, end = round(cfg.index * stride), round((cfg.index + 1) * stride)
+    extra = min(n - (end - first), round(stride * cfg.overlap / (1 - cfg.overlap)))
+    chosen = {int(order[j % n]) for j in range(first, end + extra)}
+    return [s for i, s in enumerate(train) if i in chosen]
 
 
 def draw_label_budget(train: list[str], cfg: SplitConfig) -> tuple[list[str], list[str]]:

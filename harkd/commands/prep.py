@@ -112,6 +112,14 @@ def summary(ws: WindowSet) -> str:
             f"pool      {int(ws.mask('pool').sum()):,} unlabelled windows (subjects with hidden "
             f"labels: {len(m['split_subjects']['pool'])}): " + _counts(m["pool"]),
         )
+    if "outside_subset_subjects" in m:  # split.subset: training on some training subjects
+        lines.insert(-1, f"subset    trains on {len(m['split_subjects']['train'])} of the "
+                         f"training subjects; left out: {m['outside_subset_subjects']}")
+    if "label_noise" in m:  # split.label_noise: training labels changed on purpose
+        noise = m["label_noise"]
+        lines.insert(-1, f"noise     {noise['relabelled']:,} of {noise['training_windows']:,} "
+                         f"training labels changed ({noise['kind']}, rate {noise['rate']:g}, "
+                         f"seed {noise['seed']})")
     lines[-1:-1] = _file_details(read.get("details", {}), f"{m['cache_path']}.json")
     return "\n".join(lines)
 
