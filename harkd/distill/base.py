@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
@@ -88,6 +89,28 @@ class DistillContext:
     window: int
     groups: dict[str, list[int]]
     label_names: list[str]
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """The validation windows a method may look at before training (`Distiller.prepare`).
+
+    x: [N, C_all, T] normalised windows with every channel group; y: [N] labels; score:
+    `score(y_true, y_pred)`, the macro-F1 that selects the model (the trainer's own).
+    """
+
+    x: torch.Tensor
+    y: np.ndarray
+    score: Callable[[np.ndarray, np.ndarray], float]
+
+    @torch.no_grad()
+    def logits(self, model: nn.Module, batch_size: int = 1024) -> torch.Tensor:
+        """`model`'s logits [N, K] on every window (in batches, on the model's device)."""
+        device = next(model.parameters()).device
+        return torch.cat([
+            model(self.x[i:i + batch_size].to(device)).logits.float().cpu()
+            for i in range(0, len(self.x), batch_size)
+        ])
 
 
 @dataclass(frozen=True)
@@ -209,6 +232,15 @@ class Distiller(nn.Module):
         self, batch: Batch, epoch: int
     ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def prepare(self, val: ValidationSplit) -> dict[str, Any]:
+        """Called once by the trainer before the first epoch (and again on resume) with the
+        validation split, for a method that measures or fits something on it: a teacher's
+        smoothness, an ensemble's weights. Returns what it found, which the run stores in
+        metrics.json under `method`; a method that fits anything on these windows says so
+        there (`validation_use`), as model selection reads the same windows. Default: nothing.
+        """
+        return {}
 
     def stages(self) -> list[Stage]:
         return [Stage("main")]

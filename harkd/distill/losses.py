@@ -8,6 +8,13 @@
 - `reconstruction_l1`: the factor auto-encoder's reconstruction loss (IE-KD stage 1).
 - `similarity_gram`, `similarity_keeping`: the batch Gram matrices of similarity-keeping KD
   (Huang, Chen & Wei 2022, arXiv 2212.03329).
+- `kl_rows`, `entropy`: per-sample KL and entropy of softened distributions.
+- `divergence_weights`, `balanced_kl`: BD-KD's entropy-switched forward / reverse KL (Amara et
+  al., arXiv 2212.12965).
+- `std_scaled`: MIX-KD's per-sample logit rescaling (Choi et al., WACV 2023).
+- `virtual_teacher`: the manually designed teacher of Tf-KD_reg (Yuan et al., CVPR 2020).
+- `label_ce_rows`: each teacher's per-sample CE on the true class (CA-MKD's confidence, CES-KD's
+  difficulty).
 """
 
 from __future__ import annotations
@@ -25,10 +32,7 @@ def kd_kl(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
 ) -> torch.Tensor:
     """T^2 * KL(softmax(t/T) || softmax(s/T)), summed over classes, averaged over the batch."""
-    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
-    log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
-    return kl * temperature**2
+    return kl_rows(teacher_logits, student_logits, temperature).mean() * temperature**2
 
 
 def _unit_rows(x: torch.Tensor) -> torch.Tensor:
@@ -74,3 +78,82 @@ def similarity_gram(f: torch.Tensor) -> torch.Tensor:
 def similarity_keeping(f_teacher: torch.Tensor, f_student: torch.Tensor) -> torch.Tensor:
     """MSE between the teacher's and the student's batch Gram matrices ([B, C, T] maps)."""
     return F.mse_loss(similarity_gram(f_student), similarity_gram(f_teacher))
+
+
+# -- online, self and assistant methods (bdkd, mixkd, selfkd) -----------------------------------
+
+
+def kl_rows(target_logits: torch.Tensor, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per sample KL(softmax(target/T) || softmax(logits/T)), summed over classes: [B, K] -> [B]."""
+    log_p = F.log_softmax(target_logits / temperature, dim=1)
+    log_q = F.log_softmax(logits / temperature, dim=1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=1)
+
+
+def entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Per sample entropy (nats) of softmax(logits / T): [B, K] -> [B]."""
+    log_p = F.log_softmax(logits / temperature, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def divergence_weights(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    major: float,
+    minor: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BD-KD's per-sample weights (w_forward, w_reverse), each [B], from the entropy gap.
+
+    Where the student's softened distribution is at most as uncertain as the teacher's
+    (H(p_s^T) <= H(p_t^T): the student over-confident), the mass-covering forward KL gets
+    `major` and the reverse KL `minor`; where the student is the more uncertain, the
+    mode-seeking reverse KL gets `major`. No gradient flows through the switch.
+    """
+    with torch.no_grad():
+        over = entropy(student_logits, temperature) <= entropy(teacher_logits, temperature)
+        hi = torch.full_like(over, major, dtype=student_logits.dtype)
+        lo = torch.full_like(over, minor, dtype=student_logits.dtype)
+    return torch.where(over, hi, lo), torch.where(over, lo, hi)
+
+
+def balanced_kl(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    major: float,
+    minor: float,
+) -> torch.Tensor:
+    """BD-KD's student term (Amara et al., arXiv 2212.12965): T^2 times the batch mean of
+    w_f KL(p_t^T || p_s^T) + w_r KL(p_s^T || p_t^T), weights from `divergence_weights`."""
+    w_fwd, w_rev = divergence_weights(student_logits, teacher_logits, temperature, major, minor)
+    forward = kl_rows(teacher_logits, student_logits, temperature)
+    reverse = kl_rows(student_logits, teacher_logits, temperature)
+    return (w_fwd * forward + w_rev * reverse).mean() * temperature**2
+
+
+def std_scaled(logits: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Logits divided by their own standard deviation over the classes (unbiased), per sample:
+    the temperature rescaling of MIX-KD (Choi et al., WACV 2023)."""
+    return logits / logits.std(dim=1, keepdim=True).clamp_min(eps)
+
+
+def virtual_teacher(y_soft: torch.Tensor, correct_prob: float) -> torch.Tensor:
+    """Yuan et al.'s (CVPR 2020) manually designed teacher p^d [B, K]: `correct_prob` on the
+    true class and (1 - correct_prob) / (K - 1) on each other class; a mixed or weighted
+    label mixes the per-class rows by its normalised weights. Tf-KD_reg softens it as
+    softmax(p^d / T), i.e. it takes the place of teacher logits in `kl_rows`."""
+    y = y_soft / y_soft.sum(dim=1, keepdim=True)
+    k = y.shape[1]
+    return correct_prob * y + (1 - correct_prob) / (k - 1) * (1 - y)
+
+
+# -- multi-teacher methods (camkd, cskd, roskd) -------------------------------------------------
+
+
+def label_ce_rows(teacher_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each teacher's cross-entropy on the true class, per sample: [K, B, C] and [B] -> [K, B]
+    (how far each teacher's prediction is from the one-hot label)."""
+    k, b, c = teacher_logits.shape
+    ce = F.cross_entropy(teacher_logits.reshape(k * b, c), y.repeat(k), reduction="none")
+    return ce.view(k, b)

@@ -6,11 +6,14 @@ the Distiller returns its losses per batch and their sum is minimised. After eve
 stage that selects the model, the student is scored on the validation split: the best
 validation macro-F1 picks the model (the test split is never looked at before the end) and
 `train.patience` epochs without improvement end the stage; with `train.selection: last` the
-last epoch is kept (a fixed epoch budget, validation only reported). A checkpoint is written atomically
-after every epoch, so an interrupted run resumes there and ends with the same weights as an
-uninterrupted one; a finished run with the same config, data and teachers is returned from its
-metrics.json without training. The end writes the model with its run card
-(`harkd.train.runcard`), the plots and metrics.json (last: it marks the run finished).
+last epoch is kept (a fixed epoch budget, validation only reported). The run trains on the
+device of `train.device` (`harkd.train.device`), its forward passes in bfloat16 autocast with
+`train.amp`. Before the first epoch the Distiller's `prepare` sees the validation split (what
+it reports goes to metrics.json under `method`). A checkpoint is written atomically after every
+epoch, so an interrupted run resumes there and ends with the same weights as an uninterrupted
+one; a finished run with the same config, data and teachers is returned from its metrics.json
+without training. The end writes the model with its run card (`harkd.train.runcard`), the plots
+and metrics.json (last: it marks the run finished).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from tqdm import tqdm
 from data_prep.windowset import SPLITS, WindowSet
 from harkd.config import RunConfig
 from harkd.data import load_windowset
-from harkd.distill.base import Stage
+from harkd.distill.base import Stage, ValidationSplit
 from harkd.train.assemble import Run, assemble, teacher_cards
 from harkd.train.checkpoint import (
     load_checkpoint,
@@ -41,7 +44,8 @@ from harkd.train.checkpoint import (
     save_model,
     with_prefix,
 )
-from harkd.train.metrics import classification_metrics, predict
+from harkd.train.device import autocast, resolve_device
+from harkd.train.metrics import classification_metrics, macro_f1, predict
 from harkd.train.plots import confusion_csv, plot_confusion, plot_curve
 from harkd.train.result import RunResult
 from harkd.train.runcard import CardError, RunCard, card_for_run, read_card
@@ -61,6 +65,7 @@ def fit(
     *,
     cache_dir: Path | None = None,
     on_epoch_end: EpochHook | None = None,
+    device: str | None = None,
 ) -> RunResult:
     """Train `cfg` (see the module docstring) and return its `RunResult`.
 
@@ -71,7 +76,10 @@ def fit(
         progress: tqdm bars and one line per epoch on stderr.
         on_epoch_end: called with the global epoch after its checkpoint is on disk (tests use
             it to interrupt a run).
+        device: the device a grid placed the run on (`cuda:N` or `cpu`), taken where
+            `train.device` is `auto` or `cuda` (`harkd.train.device.resolve_device`).
     """
+    torch_device, note = resolve_device(cfg.train.device, placed=device)  # before any data
     rd = RunDir(Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.name)
     ws = ws if ws is not None else load_windowset(cfg, cache_dir, progress)
     inputs = inputs_hash(cfg, ws, teacher_cards(cfg))
@@ -83,7 +91,10 @@ def fit(
                 file=sys.stderr,
             )
         return cached
-    return _Fitter(assemble(cfg, ws), rd.make(), progress, inputs, on_epoch_end).fit()
+    if progress and note:
+        print(note, file=sys.stderr)
+    run = assemble(cfg, ws, torch_device)
+    return _Fitter(run, rd.make(), progress, inputs, on_epoch_end).fit()
 
 
 def inputs_hash(cfg: RunConfig, ws: WindowSet, teachers: dict[str, RunCard]) -> str:
@@ -150,6 +161,7 @@ class _Fitter:
         self.optimizer: torch.optim.Optimizer | None = None
         self._resume_tensors: dict[str, torch.Tensor] | None = None
         self._resume_optim: dict[str, Any] | None = None
+        self.method_report: dict[str, Any] = {}
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         """The Distiller's state without its frozen teachers (their runs hold them)."""
@@ -177,7 +189,7 @@ class _Fitter:
         self.state = _Progress(**state["progress"])
         self._load_state_tensors(with_prefix(tensors, "distiller"), "the checkpoint")
         self.best = with_prefix(tensors, "best") if state["has_best"] else None
-        set_rng_state(tensors, state["rng"], self.batches.generator)
+        set_rng_state(tensors, state["rng"], self.batches.generator, self.run.device)
         self._resume_tensors = tensors
         self._resume_optim = state.get("optimizer")
         self._say(f"resuming {self.rd.root} after epoch {self.state.global_epoch}")
@@ -188,6 +200,8 @@ class _Fitter:
         cfg = self.cfg
         atomic_write_yaml(self.rd.config, cfg.model_dump(mode="json"))
         self.rd.metrics.unlink(missing_ok=True)  # another config's result: not this run's
+        r = self.run
+        self.method_report = self.distiller.prepare(ValidationSplit(r.val_x, r.val_y, macro_f1))
         self._resume()
         stages = self.distiller.stages()
         s = self.state
@@ -244,7 +258,8 @@ class _Fitter:
         )
         d.train()
         for i, batch in enumerate(self.batches.epoch(s.global_epoch)):
-            _, losses = d.forward_train(batch, s.stage_epoch)
+            with autocast(self.run.device, tc.amp):
+                _, losses = d.forward_train(batch, s.stage_epoch)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
                 terms = {k: float(v) for k, v in losses.items()}
@@ -308,7 +323,7 @@ class _Fitter:
         tensors.update(optim_tensors)
         if self.best is not None:
             tensors.update({f"best.{k}": v for k, v in self.best.items()})
-        rng_tensors, rng_plain = rng_state(self.batches.generator)
+        rng_tensors, rng_plain = rng_state(self.batches.generator, self.run.device)
         tensors.update(rng_tensors)
         save_checkpoint(
             self.rd,
@@ -336,6 +351,8 @@ class _Fitter:
             x = self.run.normalizer(ws.X[m])
             logits = predict(self.distiller, x, cfg.train.eval_batch_size)
             metrics[split] = classification_metrics(ws.y[m], logits, ws.label_names)
+        if self.method_report:  # what the method measured or fitted before training
+            metrics["method"] = self.method_report
         eval_s = time.perf_counter() - t0
         model = self.distiller.student.model
         result = RunResult(
@@ -356,7 +373,8 @@ class _Fitter:
             name=cfg.name,
             inputs_hash=self.inputs,
         )
-        card = card_for_run(cfg, ws, self.run.channels, result.n_params, s.best_epoch, metrics)
+        card = card_for_run(cfg, ws, self.run.channels, result.n_params, s.best_epoch, metrics,
+                            self.run.device)
         save_model(self.rd, model, card)
         labels = ws.label_names
         confusion = metrics["test"]["confusion"]

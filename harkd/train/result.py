@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass
 class RunResult:
-    """What a finished run measured; `metrics[split]` as `classification_metrics` returns."""
+    """What a finished run measured; `metrics[split]` as `classification_metrics` returns, and
+    `metrics["method"]` what the Distiller's `prepare` reported (when it reported anything)."""
 
     metrics: dict[str, dict[str, Any]]
     best_epoch: int | None
