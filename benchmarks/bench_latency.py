@@ -1,4 +1,4 @@
-"""On-device cost of the default student beside the teachers and the peers (issue 8).
+"""On-device cost of the default student beside the teachers and the peers.
 
 One run measures, on onnxruntime's CPU provider with 1 thread, for `tiny` (acc view, 3
 channels), the teachers `cnn1d` and `transformer` and the peers `deepconvlstm` and `tinyhar`

@@ -1,5 +1,5 @@
 """Parameters, MACs and onnxruntime batch-1 CPU latency of every registered model, and the sweep
-of `tiny` student designs that chose the default (issue 4 and the latency targets of issue 8).
+of `tiny` student designs that chose the default (the design sweep and the latency targets).
 
 Latency: each model is exported to ONNX (opset 17) and run by onnxruntime's CPU provider with
 one thread and ORT_ENABLE_ALL, on one window of the model's intended input (teachers and peers
@@ -45,7 +45,7 @@ RESULTS = Path(__file__).parent / "results" / "models.json"
 TINY_CANDIDATES: dict[str, dict] = {
     # the former default (depthwise-separable) and designs compared before choosing the current
     # one; test macro-F1 of each (hapt-quick, 3 seeds) is in the module docstring of
-    # harkd/models/tiny.py and the report of issue 8
+    # harkd/models/tiny.py and its latency report
     "sep 32/64 s4,2 k7/9 (former default)": {
         "widths": (32, 64), "strides": (4, 2), "stem_kernel": 7, "pointwise": True,
         "branches": (),
@@ -57,7 +57,7 @@ TINY_CANDIDATES: dict[str, dict] = {
     "dw 48 s8,2 k9/9": {"widths": (48, 48), "strides": (8, 2), "stem_kernel": 9, "branches": ()},
     "dw 64 s8,2 k9/9": {"widths": (64, 64), "strides": (8, 2), "stem_kernel": 9, "branches": ()},
     "dw 64 s16,1 k17/9 (default)": {},
-    # narrower or single-conv versions of the default (issue 8: is the floor ratio in reach?);
+    # narrower or single-conv versions of the default (is the floor ratio in reach?);
     # test macro-F1, hapt-quick acc-only, seeds 0-2, student_tiny.yaml (30 epochs, patience
     # 10) with model.params set to the entry, against 0.9006 +- 0.0098 for the default:
     "dw 48 s16,1 k17/9": {"widths": (48, 48)},  # 0.8921 +- 0.0063
@@ -98,7 +98,7 @@ class MatMulAddHead(nn.Linear):
 
 
 class HeadVariant(HARModel):
-    """The default tiny student with another graph after its last convolution (issue 8: which
+    """The default tiny student with another graph after its last convolution (which
     tail costs onnxruntime the least at batch 1). `kind`:
 
     - "flatten_gemm": no GlobalAveragePool; Flatten + Gemm over every position (the average
@@ -289,7 +289,7 @@ def main() -> int:
         cols = " | ".join(f"{e[s]['p50_us']:8.2f} ({e[s]['x_floor']:6.2f})" for s in RUNNERS)
         print(f"{key:40s} {e['params']:8d} {e['macs']:11d}   {cols}")
     for style, met in targets.items():
-        print(f"targets (issue 8), {style}: {json.dumps(met)}")
+        print(f"targets, {style}: {json.dumps(met)}")
 
     result = {
         "window": WINDOW,

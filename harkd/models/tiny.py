@@ -7,7 +7,7 @@ The convolutions are (1 x k) Conv2d on [B, C, 1, T] (onnxruntime's NCHWc kernels
 run ~2x slower there) and BN folds into them at export. Training-time parallel kernel branches
 (RepVGG / MobileOne re-parameterisation, see RepConvBNAct) merge away at export.
 
-Default (chosen by measurement, issue 8; hapt-quick acc-only, student_tiny.yaml, seeds 0-2,
+Default (chosen by measurement; hapt-quick acc-only, student_tiny.yaml, seeds 0-2,
 test macro-F1): an unpadded (1 x 17) stem of 64 channels at stride 16, one depthwise conv
 (kernel 9, stride 1), no pointwise conv, branches (9, 3): 0.901 +- 0.008 against 0.895 +- 0.007
 for the former (32/64 k9 depthwise-separable) default. At batch 1 onnxruntime spends about
@@ -280,7 +280,7 @@ class TinyNet(HARModel):
 
         The scaling goes into the stem's weights, the shift into its BatchNorm running means
         (in training mode batch statistics absorb the shift just as well). Exact, because the
-        stem is unpadded; it spares the exported graph a normalisation node (issue 8).
+        stem is unpadded; it spares the exported graph a normalisation node.
         """
         n_in = self.stem.main[0].in_channels
         mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
