@@ -14,20 +14,14 @@ keeps class weights (which scale `y_soft`'s columns) and mixed labels exact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from pydantic import Field
 
 from harkd.distill.base import (
     Batch,
-    DistillContext,
     Distiller,
     Example,
-    FrozenTeacher,
     MethodParams,
-    ViewModel,
     register_distiller,
 )
 from harkd.distill.losses import soft_cross_entropy
@@ -45,15 +39,6 @@ class LabelSmoothing(Distiller):
     params: LSParams
     teacher_count = (0, 0)
     example = Example(params={"smoothing": 0.2})
-
-    def __init__(
-        self,
-        student: ViewModel,
-        teachers: Mapping[str, FrozenTeacher],
-        context: DistillContext,
-        params: Mapping[str, Any],
-    ) -> None:
-        super().__init__(student, teachers, context, params)
 
     def forward_train(
         self, batch: Batch, epoch: int
