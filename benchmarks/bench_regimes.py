@@ -1,37 +1,39 @@
-"""Where distillation pays: the regime studies, run by the experiment engine and analysed.
+"""Where distillation pays: the three regime studies, run by the experiment engine and analysed.
 
-Regime A, scarce labels (`configs/grids/label_budget.yaml`): k labelled training subjects
-(k = 2, 3, 5, 10, all) × 10 paired draws × five arms (none, ls, kd, kd+pool, kd+pool-acc);
-each draw's teachers are training nodes trained on its labelled subjects only. This script
-runs the grid (resumable: finished runs are reused) and then, per budget:
+- **label-budget** (regime A, `configs/grids/label_budget.yaml`): k labelled training subjects
+  (k = 2, 3, 5, 10, all) x 10 paired subject draws x five arms (none, ls, kd, kd+pool,
+  kd+pool-acc); each draw's teachers are training nodes trained on its labelled subjects only.
+- **student-size** (regime B, `configs/grids/student_size.yaml`): acc-only students of about
+  500, 1.1k, 2.2k and 4.5k parameters, every label, 10 paired seeds x five arms (none, ls, kd
+  from the acc+gyro cnn1d, kd-acc from an acc-only cnn1d, takd through an acc+gyro assistant).
+- **hapt-12** (regime C, `configs/grids/hapt12.yaml`): 12 classes, 10 subject folds; the tiny
+  student's arms (none, ls, kd) paired over folds, macro-F1 over all 12 classes and over the 6
+  transitions alone; and the peers (DeepConvLSTM, TinyHAR, TinierHAR) on the folds the spec
+  gives them, compared with the distilled student fold by fold.
 
-- each arm's test macro-F1, mean ± std over draws, and the teachers' (acc+gyro and acc-only);
-- paired differences over draws (same subject draw, seed, data order and augmentation) with
-  their 95 % bootstrap interval: every arm against `none`; each KD arm against `ls` (the
-  teacher-free control); `kd+pool` against `kd+pool-acc` (what the gyroscope adds) and against
-  `kd` (what the pool adds);
-- a verdict per arm: a lift counts only where its interval against `none` excludes 0 and it
-  also beats `ls` and (for the acc+gyro arms) the acc-only teacher's arm, each with an
-  interval excluding 0.
+Per group of the regime (budget, student, model) every arm gets its mean ± std over the
+replicates and paired differences with their 95 % bootstrap interval against `none` and its
+controls (`benchmarks/regime_analysis.py`); the goals of the study are checked and stated as
+met or not. Student-size and hapt-12 also export one finished run of every model to ONNX and
+time them side by side in one onnxruntime run (batch 1, 1 thread, interleaved with the
+runtime floor), so the plots and the goals use latencies measured together.
 
 The selection rule is stated with every figure: the default profile keeps the epoch of best
-validation macro-F1 (3 validation subjects, early stopping with patience 10); `--profile
-fixed` trains every student a fixed 60 epochs and keeps the last (validation not used for
-selection; the teachers are shared with the default profile), the check that the conclusions
-do not hang on a noisy selection.
+validation macro-F1 (3 validation subjects, early stopping with patience 10); label-budget's
+`--profile fixed` trains every student a fixed 60 epochs and keeps the last (validation not
+used for selection; the teachers are shared with the default profile).
 
-Run:  python benchmarks/bench_regimes.py label-budget [--budgets 2,3,5] [--profile fixed]
+Run:  python benchmarks/bench_regimes.py REGIME [--groups 2,3,5] [--profile fixed]
       [--workers 2] [--grid-dir DIR] [--analyse-only]
-Both profiles run in one grid folder (the cells differ, the teachers are shared).
-Writes benchmarks/results/regimes.json and regimes.md (the section of this regime and
-profile is replaced, the others kept) and benchmarks/results/regimes_label_budget[-fixed].png.
+Writes benchmarks/results/regimes.json and regimes.md (this regime and profile's section is
+replaced, the others kept), hapt-12 also peers_hapt12.json and .md, and one PNG per regime.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,186 +42,330 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from regime_analysis import (  # noqa: E402
+    Regime,
+    analyse,
+    excludes_zero,
+    fmt_diff,
+    fmt_ms,
+    load_rows,
+    markdown,
+    nodes_markdown,
+    preamble,
+)
 
 from data_prep.configio import load_config  # noqa: E402
-from harkd.grid.runner import run_grid, store_path  # noqa: E402
+from harkd.deploy.latency import bound_runner, floor_model, machine_info, time_interleaved  # noqa: E402
+from harkd.deploy.session import make_session  # noqa: E402
+from harkd.grid.runner import run_dir_of, run_grid  # noqa: E402
 from harkd.grid.spec import spec_from_dict  # noqa: E402
-from harkd.grid.store import RunStore  # noqa: E402
-from harkd.report.stats import format_mean_std, mean_std, paired_test  # noqa: E402
 from harkd.report.tables import markdown_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-SPECS = {"label-budget": REPO / "configs" / "grids" / "label_budget.yaml"}
-METRIC = "test.macro_f1"
-BASELINE, CONTROL = "none", "ls"
-#: (arm, control) pairs a lift must beat, besides `none`
-CONTROLS = {"kd": ["ls"], "kd+pool": ["ls", "kd+pool-acc", "kd"], "kd+pool-acc": ["ls"]}
-SELECTION = {
-    None: "model selection: the epoch of best validation macro-F1 (3 validation subjects; "
-          "early stopping, patience 10; teachers likewise)",
-    "fixed": "student selection: none — the last of a fixed 60 epochs is kept (validation "
-             "only reported); teachers as in the default profile (best validation epoch)",
+GRIDS = REPO / "configs" / "grids"
+BEST_VAL = ("model selection: the epoch of best validation macro-F1 (3 validation subjects; "
+            "early stopping, patience 10, at most 30 epochs; teachers likewise)")
+
+
+def budget_of(config: dict[str, Any]) -> str:
+    budget = config["data_overrides"]["split"].get("label_budget")
+    return "all" if budget is None else str(budget)
+
+
+REGIMES = {
+    "label-budget": Regime(
+        title="Regime A, scarce labels", spec=GRIDS / "label_budget.yaml", group="budget",
+        pair="draw", groups=("2", "3", "5", "10", "all"),
+        arms=("none", "ls", "kd", "kd+pool", "kd+pool-acc"),
+        controls={"kd": ("ls",), "kd+pool": ("ls", "kd+pool-acc"), "kd+pool-acc": ("ls",)},
+        shown={"kd+pool": ("kd",)}, node_group=budget_of,
+        selection={"default": BEST_VAL,
+                   "fixed": "student selection: none - the last of a fixed 60 epochs is kept "
+                            "(validation only reported); teachers as in the default profile"}),
+    "student-size": Regime(
+        title="Regime B, microcontroller-size students", spec=GRIDS / "student_size.yaml",
+        group="student", pair="seed", groups=("tiny_500", "tiny_1k", "tiny_2k", "tiny"),
+        arms=("none", "ls", "kd", "kd-acc", "takd"),
+        controls={"kd": ("ls", "kd-acc"), "kd-acc": ("ls",), "takd": ("ls",)},
+        shown={"takd": ("kd",)}, selection={"default": BEST_VAL}),
+    "hapt-12": Regime(
+        title="Regime C, 12-class HAPT", spec=GRIDS / "hapt12.yaml", group="model", pair="fold",
+        groups=("tiny", "tinierhar-acc", "tinyhar-acc", "tinierhar", "tinyhar", "deepconvlstm"),
+        arms=("none", "ls", "kd"), controls={"kd": ("ls",)},
+        metrics=("macro_f1", "transitions_f1"),
+        selection={"default": BEST_VAL.replace(")", "; class-weighted cross-entropy; "
+                                                     "DeepConvLSTM 15 epochs)")}),
 }
+#: published anchors for hapt-12 (WHAR Arena 2026: 3 s windows, 10 subject folds, macro-F1 %)
+ANCHORS = {"CNN-HAR": (84.80, 5.58), "TinierHAR": (81.42, 6.23), "TinyHAR": (81.02, 6.79),
+           "DeepConvLSTM": (77.33, 7.17)}
 
 
-def run(regime: str, budgets: list[str] | None, profile: str | None, workers: int,
+def run(regime: Regime, groups: list[str] | None, profile: str, workers: int,
         grid_dir: Path | None) -> Path:
-    """Run (or resume) the regime's grid, restricted to `budgets`; returns its folder."""
-    path = SPECS[regime]
-    raw = load_config(path)
-    if budgets:
-        raw["axes"]["budget"] = [b for b in raw["axes"]["budget"] if b["label"] in budgets]
+    """Run (or resume) the regime's grid, restricted to `groups`; returns its folder."""
+    raw = load_config(regime.spec)
     if grid_dir is not None:
         raw["output_dir"] = str(grid_dir)
-    spec = spec_from_dict(raw, source=str(path), spec_dir=path.parent)
+    spec = spec_from_dict(raw, source=str(regime.spec), spec_dir=regime.spec.parent)
+    if groups:
+        spec = spec.select({regime.group: groups})
     out = spec.grid_dir(None).resolve()  # every profile in one store: they share the teachers
     t0 = time.perf_counter()
-    summary = run_grid(spec, profile, grid_dir=out, workers=workers, threads=1)
-    print(f"{regime}: {summary.done}/{summary.total} done ({summary.ran} now, "
+    summary = run_grid(spec, None if profile == "default" else profile, grid_dir=out,
+                       workers=workers, threads=1)
+    print(f"{regime.title}: {summary.done}/{summary.total} done ({summary.ran} now, "
           f"{time.perf_counter() - t0:.0f} s), {summary.failed} failed, {summary.blocked} "
           "blocked")
     return out
 
 
-def node_scores(grid_dir: Path) -> pd.DataFrame:
-    """Test macro-F1 of every finished training node, with its budget and seed."""
-    with RunStore(store_path(grid_dir)) as store:
-        rows = store.rows("done")
-    recs = []
-    for r in rows:
-        if r.kind != "node":
+def side_by_side_latency(grid_dir: Path, regime: Regime, runs: int = 3000) -> dict[str, Any]:
+    """p50/p99 at batch 1 of one finished run per group (its `none` arm), every model and the
+    runtime floor timed interleaved in one onnxruntime run (1 thread)."""
+    from harkd.deploy.export import export_run
+    from harkd.deploy.flops import deployed_cost
+    from harkd.train.checkpoint import load_run_model
+
+    chosen: dict[str, Any] = {}
+    for row in sorted(load_rows(grid_dir), key=lambda r: str(r.axes.get(regime.pair))):
+        g = row.axes.get(regime.group)
+        if row.kind == "cell" and row.axes.get("method") == "none" and g not in chosen:
+            chosen[g] = row
+    runners, info, shape = {}, {}, None
+    for g in [g for g in regime.groups if g in chosen]:
+        run_dir = run_dir_of(grid_dir, chosen[g].hash)
+        exported = export_run(run_dir)
+        model, card = load_run_model(run_dir)
+        cost = deployed_cost(model, (1, *card.input_shape))
+        shape = card.input_shape
+        x = np.random.default_rng(0).standard_normal((1, *shape), dtype=np.float32)
+        runners[g] = bound_runner(make_session(exported.onnx_path, threads=1), x)
+        info[g] = {"params": cost["params"], "macs": cost["macs"], "input": list(shape),
+                   "run_dir": str(run_dir)}
+    if not runners:
+        return {}
+    # the floor at the widest input any model takes
+    widest = max(info.values(), key=lambda d: d["input"][0])["input"]
+    floor_x = np.zeros((1, *widest), dtype=np.float32)
+    runners["floor"] = bound_runner(make_session(floor_model(*widest), threads=1), floor_x)
+    samples = time_interleaved(runners, runs, warmup=300)
+    for name, ns in samples.items():
+        stats = {"p50_us": float(np.percentile(ns, 50)) / 1e3,
+                 "p99_us": float(np.percentile(ns, 99)) / 1e3}
+        info.setdefault(name, {}).update(stats)
+    return {"runs": runs, "threads": 1, "batch": 1, "machine": machine_info(), "models": info}
+
+
+# -- goals ----------------------------------------------------------------------------------
+
+
+def comp(res: dict[str, Any], group: str, arm: str, vs: str, metric: str = "macro_f1"
+         ) -> dict[str, Any] | None:
+    r = res["groups"].get(group, {}).get(metric, {}).get(arm)
+    if r is None:
+        return None
+    if vs == "none":
+        return r.get("vs_none")
+    return next((c for c in (*r.get("vs_controls", []), *r.get("vs_shown", []))
+                 if c["vs"] == vs), None)
+
+
+def goals_label_budget(res: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for b in ("2", "3", "5"):
+        arms = res["groups"].get(b, {}).get("macro_f1", {})
+        lifts = {a: r["vs_none"] for a, r in arms.items() if "vs_none" in r}
+        if not lifts:
             continue
-        split = r.config["data_overrides"]["split"]
-        budget = split.get("label_budget")
-        recs.append({"node": r.axes["node"], "budget": "all" if budget is None else str(budget),
-                     "draw": str(r.config["train"]["seed"]), METRIC: r.metrics["test"]["macro_f1"]})
-    return pd.DataFrame(recs)
-
-
-def paired(df: pd.DataFrame, budget: str, arm: str, other: str) -> dict[str, Any]:
-    """`arm - other` over the draws of `budget` where both finished."""
-    part = df[df["budget"] == budget]
-    a = part[part["method"] == arm].set_index("draw")[METRIC]
-    b = part[part["method"] == other].set_index("draw")[METRIC]
-    both = a.index.intersection(b.index)
-    return {"vs": other, **paired_test((a[both] - b[both]).to_numpy()).to_dict()}
-
-
-def excludes_zero(comp: dict[str, Any]) -> bool:
-    return comp["n"] >= 2 and math.isfinite(comp["ci_low"]) and comp["ci_low"] > 0
-
-
-def cell_scores(grid_dir: Path, profile: str | None) -> pd.DataFrame:
-    """Test macro-F1 of the finished cells of `profile` (told apart by their selection rule)."""
-    with RunStore(store_path(grid_dir)) as store:
-        rows = store.rows("done")
-    wanted = "last" if profile == "fixed" else "best_val"
-    return pd.DataFrame([{**r.axes, METRIC: r.metrics["test"]["macro_f1"]} for r in rows
-                         if r.kind == "cell"
-                         and r.config["train"].get("selection", "best_val") == wanted])
-
-
-def analyse(grid_dir: Path, profile: str | None) -> dict[str, Any]:
-    df = cell_scores(grid_dir, profile)
-    nodes = node_scores(grid_dir)
-    budgets = [b for b in ["2", "3", "5", "10", "all"] if b in set(df["budget"])]
-    arms = [a for a in ["none", "ls", "kd", "kd+pool", "kd+pool-acc"] if a in set(df["method"])]
-    out: dict[str, Any] = {"grid_dir": str(grid_dir), "profile": profile or "default",
-                           "selection": SELECTION[profile], "metric": METRIC, "budgets": {}}
-    for b in budgets:
-        part = df[df["budget"] == b]
-        entry: dict[str, Any] = {"arms": {}, "teachers": {}}
-        for name in ("teacher", "teacher_acc"):
-            scores = nodes[(nodes["budget"] == b) & (nodes["node"] == name)][METRIC]
-            entry["teachers"][name] = mean_std(scores).to_dict()
-        for arm in arms:
-            scores = part[part["method"] == arm][METRIC]
-            res: dict[str, Any] = {"test_macro_f1": mean_std(scores).to_dict(),
-                                   "per_draw": dict(zip(part[part["method"] == arm]["draw"],
-                                                        scores, strict=True))}
-            if arm != BASELINE:
-                res["vs_none"] = paired(df, b, arm, BASELINE)
-            if arm in CONTROLS:  # a distillation arm: it must beat its controls too
-                res["vs_controls"] = [paired(df, b, arm, c) for c in CONTROLS[arm] if c in arms]
-                res["lift_counts"] = excludes_zero(res["vs_none"]) and all(
-                    excludes_zero(c) for c in res["vs_controls"] if c["vs"] != "kd")
-            entry["arms"][arm] = res
-        out["budgets"][b] = entry
+        best = max(lifts, key=lambda a: lifts[a]["diff_mean"])
+        gyro = comp(res, b, "kd+pool", "kd+pool-acc")
+        out.append({
+            "goal": f"k={b}: best arm lifts >= 3 points over none, interval excluding 0; the "
+                    "acc+gyro teacher's arm beats the acc-only teacher's",
+            "best_arm": best, "lift": fmt_diff(lifts[best]), "gyro_vs_acc": fmt_diff(gyro),
+            "met": bool(lifts[best]["diff_mean"] >= 0.03 and excludes_zero(lifts[best])
+                        and gyro is not None and excludes_zero(gyro))})
     return out
 
 
-def _ms(d: dict[str, Any], signed: bool = False) -> str:
-    from harkd.report.stats import MeanStd
+def goals_student_size(res: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    small = [g for g in ("tiny_500", "tiny_1k") if g in res["groups"]]
+    for g in small:
+        arms = res["groups"][g]["macro_f1"]
+        distilled = [a for a in ("kd", "kd-acc", "takd") if a in arms]
+        best = max(distilled, key=lambda a: arms[a]["test"]["mean"], default=None)
+        if best is None:
+            continue
+        vs_none, vs_ls = comp(res, g, best, "none"), comp(res, g, best, "ls")
+        out.append({
+            "goal": f"{g} ({res['groups'][g]['n_params']} params): a distilled arm gains "
+                    ">= 1.5 points over none and beats label smoothing",
+            "best_arm": best, "vs_none": fmt_diff(vs_none), "vs_ls": fmt_diff(vs_ls),
+            "met": bool(vs_none and vs_none["diff_mean"] >= 0.015 and excludes_zero(vs_none)
+                        and vs_ls and excludes_zero(vs_ls))})
+    ref = res["groups"].get("tiny", {}).get("macro_f1", {}).get("none")
+    if ref and small:
+        cands = [(g, a, r) for g in small for a, r in res["groups"][g]["macro_f1"].items()
+                 if a in ("kd", "kd-acc", "takd")]
+        g, a, r = max(cands, key=lambda c: c[2]["test"]["mean"])
+        seeds = sorted(set(r["per_replicate"]) & set(ref["per_replicate"]))
+        diffs = np.array([r["per_replicate"][s] - ref["per_replicate"][s] for s in seeds])
+        from harkd.report.stats import paired_test
 
-    if d["n"] == 0:
-        return ""
-    return format_mean_std(MeanStd(d["mean"], d["std"] if d["std"] is not None else math.nan,
-                                   d["n"]), 4, signed)
-
-
-def _diff(c: dict[str, Any]) -> str:
-    if c["n"] < 2:
-        return ""
-    pts = [100 * c["diff_mean"], 100 * c["ci_low"], 100 * c["ci_high"]]
-    return f"{pts[0]:+.2f} [{pts[1]:+.2f}, {pts[2]:+.2f}]"
-
-
-def markdown(res: dict[str, Any]) -> str:
-    lines = [f"## Regime A, scarce labels — {res['profile']} profile", "",
-             f"Grid `{res['grid_dir']}`; {res['selection']}. Test macro-F1 mean ± std over "
-             "draws (n = draws); Δ in macro-F1 points, paired over draws, with its 95 % "
-             "bootstrap interval. A lift counts when its interval against `none` excludes 0 "
-             "and it also beats `ls` and, for the acc+gyro arms, the acc-only teacher's arm.",
-             ""]
-    header = ["k labelled", "arm", "n", "test macro-F1", "Δ vs none", "Δ vs ls",
-              "Δ vs kd+pool-acc", "Δ vs kd", "lift counts"]
-    rows = []
-    for b, entry in res["budgets"].items():
-        t, ta = entry["teachers"]["teacher"], entry["teachers"]["teacher_acc"]
-        rows.append([b, "teacher (acc+gyro cnn1d)", t["n"], _ms(t), "", "", "", "", ""])
-        rows.append([b, "teacher (acc-only cnn1d)", ta["n"], _ms(ta), "", "", "", "", ""])
-        for arm, r in entry["arms"].items():
-            ctl = {c["vs"]: _diff(c) for c in r.get("vs_controls", [])}
-            rows.append([b, arm, r["test_macro_f1"]["n"], _ms(r["test_macro_f1"]),
-                         _diff(r["vs_none"]) if "vs_none" in r else "", ctl.get("ls", ""),
-                         ctl.get("kd+pool-acc", ""), ctl.get("kd", ""),
-                         ("yes" if r["lift_counts"] else "no") if "lift_counts" in r else ""])
-    return "\n".join(lines) + "\n" + markdown_table(header, rows) + "\n"
+        pt = paired_test(diffs).to_dict()
+        out.append({
+            "goal": "the best distilled student at <= 1.5k parameters is within 1 point of the "
+                    "4.5k student alone",
+            "best": f"{g}/{a}", "vs_tiny_none": fmt_diff(pt),
+            "met": bool(pt["n"] >= 2 and pt["diff_mean"] >= -0.01)})
+    return out
 
 
-def plot(res: dict[str, Any], path: Path) -> None:
-    """Macro-F1 against the number of labelled subjects (log x), per arm: mean ± std over draws
-    and each draw's point; the teachers dashed."""
-    budgets = list(res["budgets"])
-    xs = {b: (18 if b == "all" else int(b)) for b in budgets}
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
-    colours = {"none": "tab:gray", "ls": "tab:olive", "kd": "tab:blue", "kd+pool": "tab:red",
-               "kd+pool-acc": "tab:purple"}
-    arms = [a for a in colours if any(a in e["arms"] for e in res["budgets"].values())]
+def goals_hapt12(res: dict[str, Any], peers: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    kd = res["groups"].get("tiny", {}).get("macro_f1", {}).get("kd")
+    lat = peers.get("latency", {}).get("models", {})
+    if kd is None:
+        return out
+    for peer, margin, speed in (("tinyhar-acc", 0.0, 10), ("tinierhar-acc", 0.0, 10),
+                                ("deepconvlstm", 0.03, None)):
+        p = peers["fold_diffs"].get(peer)
+        if p is None:
+            continue
+        ratio = (lat[peer]["p50_us"] / lat["tiny"]["p50_us"]
+                 if peer in lat and "tiny" in lat else None)
+        met = p["n"] >= 2 and p["diff_mean"] >= margin
+        if margin > 0:
+            met = met and excludes_zero(p)
+        if speed is not None:
+            met = met and ratio is not None and ratio >= speed
+        what = (f"at or above {peer} on macro-F1 at >= {speed}x lower p50" if speed
+                else f"beats {peer} by >= {100 * margin:.0f} points")
+        out.append({"goal": f"the distilled acc-only tiny student is {what}",
+                    "kd_minus_peer": fmt_diff(p), "folds": p["n"],
+                    "p50_ratio": None if ratio is None else round(ratio, 1), "met": bool(met)})
+    return out
+
+
+def peer_comparison(res: dict[str, Any]) -> dict[str, Any]:
+    """The distilled tiny student against each peer, paired over the folds both have."""
+    from harkd.report.stats import paired_test
+
+    kd = res["groups"].get("tiny", {}).get("macro_f1", {}).get("kd")
+    out: dict[str, Any] = {"fold_diffs": {}}
+    for g, entry in res["groups"].items():
+        if g == "tiny" or kd is None or "none" not in entry.get("macro_f1", {}):
+            continue
+        peer = entry["macro_f1"]["none"]["per_replicate"]
+        folds = sorted(set(peer) & set(kd["per_replicate"]))
+        diffs = [kd["per_replicate"][f] - peer[f] for f in folds]
+        out["fold_diffs"][g] = paired_test(np.array(diffs)).to_dict()
+    return out
+
+
+# -- plots ----------------------------------------------------------------------------------
+
+COLOURS = {"none": "tab:gray", "ls": "tab:olive", "kd": "tab:blue", "kd+pool": "tab:red",
+           "kd+pool-acc": "tab:purple", "kd-acc": "tab:purple", "takd": "tab:green"}
+
+
+def _arm_series(ax: Any, res: dict[str, Any], arms: list[str], xs: dict[str, float],
+                metric: str = "macro_f1") -> None:
+    """Per arm: mean ± std over replicates at each group's x, and each replicate's point."""
+    groups = [g for g in xs if g in res["groups"]]
     for i, arm in enumerate(arms):
-        shift = 1 + 0.025 * (i - len(arms) / 2)
-        have = [b for b in budgets if arm in res["budgets"][b]["arms"]]
-        m = [res["budgets"][b]["arms"][arm]["test_macro_f1"] for b in have]
-        x = [xs[b] * shift for b in have]
+        have = [g for g in groups if arm in res["groups"][g].get(metric, {})]
+        if not have:
+            continue
+        shift = 1 + 0.03 * (i - len(arms) / 2)
+        m = [res["groups"][g][metric][arm]["test"] for g in have]
+        x = [xs[g] * shift for g in have]
         ax.errorbar(x, [d["mean"] for d in m], yerr=[d["std"] or 0 for d in m], marker="o",
-                    capsize=3, color=colours[arm], label=arm)
-        for b, xb in zip(have, x, strict=True):
-            pts = list(res["budgets"][b]["arms"][arm]["per_draw"].values())
-            ax.scatter([xb] * len(pts), pts, s=6, color=colours[arm], alpha=0.35)
-    for name, style in (("teacher", "acc+gyro teacher"), ("teacher_acc", "acc-only teacher")):
-        t = [res["budgets"][b]["teachers"][name] for b in budgets]
-        if any(d["n"] for d in t):
-            ax.plot([xs[b] for b in budgets], [d["mean"] for d in t], ls="--", color="black"
-                    if name == "teacher" else "tab:brown", label=style)
+                    capsize=3, color=COLOURS.get(arm), label=arm)
+        for g, xg in zip(have, x, strict=True):
+            pts = list(res["groups"][g][metric][arm]["per_replicate"].values())
+            ax.scatter([xg] * len(pts), pts, s=6, color=COLOURS.get(arm), alpha=0.35)
+
+
+def _log_ticks(ax: Any, xs: dict[str, float], labels: dict[str, str]) -> None:
     ax.set_xscale("log")
-    ax.set_xticks([xs[b] for b in budgets], [f"{b}" if b != "all" else "all (18)"
-                                              for b in budgets])
+    ax.set_xticks(list(xs.values()), [labels[g] for g in xs])
     ax.minorticks_off()
+
+
+def plot_label_budget(regime: Regime, res: dict[str, Any], path: Path) -> None:
+    xs = {b: (18 if b == "all" else int(b)) for b in regime.groups if b in res["groups"]}
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    _arm_series(ax, res, list(regime.arms), xs)
+    for name, label, colour in (("teacher", "acc+gyro teacher", "black"),
+                                ("teacher_acc", "acc-only teacher", "tab:brown")):
+        by = res["nodes"].get(name, {})
+        have = [b for b in xs if b in by]
+        if have:
+            ax.plot([xs[b] for b in have], [by[b]["macro_f1"]["mean"] for b in have], ls="--",
+                    color=colour, label=label)
+    _log_ticks(ax, xs, {b: "all (18)" if b == "all" else b for b in xs})
     ax.set_xlabel("labelled training subjects k (log scale)")
     ax.set_ylabel("test macro-F1 (9 test subjects)")
     ax.set_title(f"Scarce labels: acc-only tiny student, {res['profile']} selection")
+    _finish(fig, ax, path)
+
+
+def plot_student_size(regime: Regime, res: dict[str, Any], latency: dict[str, Any],
+                      path: Path) -> None:
+    """Macro-F1 against deployed parameters and against onnxruntime p50, per arm."""
+    models = latency.get("models", {})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    panels = [("params", "deployed parameters (log scale)", lambda g: models[g]["params"]),
+              ("p50", "onnxruntime p50 at batch 1, µs (log scale, measured side by side)",
+               lambda g: models[g]["p50_us"])]
+    for ax, (_, label, x_of) in zip(axes, panels, strict=True):
+        xs = {g: float(x_of(g)) for g in regime.groups if g in res["groups"] and g in models}
+        _arm_series(ax, res, list(regime.arms), xs)
+        fmt = (lambda v: f"{v:,.0f}") if label.startswith("deployed") else (lambda v: f"{v:.1f}")
+        _log_ticks(ax, xs, {g: f"{g}\n{fmt(v)}" for g, v in xs.items()})
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("test macro-F1 (hapt-quick, 9 test subjects)")
+    fig.suptitle(f"Microcontroller-size acc-only students, every label, {res['profile']} "
+                 "selection: mean ± std over seeds, points per seed")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_hapt12(regime: Regime, res: dict[str, Any], latency: dict[str, Any],
+                path: Path) -> None:
+    """Macro-F1 (12 classes) against onnxruntime p50: the tiny student's arms and the peers."""
+    models = latency.get("models", {})
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for g, entry in res["groups"].items():
+        if g not in models:
+            continue
+        for arm, r in entry["macro_f1"].items():
+            label = f"tiny {arm}" if g == "tiny" else g
+            colour = COLOURS.get(arm) if g == "tiny" else None
+            x = models[g]["p50_us"] * (1 + 0.04 * regime.arms.index(arm))
+            ax.errorbar([x], [r["test"]["mean"]], yerr=[r["test"]["std"] or 0], marker="o",
+                        capsize=3, color=colour, label=f"{label} (n={r['test']['n']})")
+            pts = list(r["per_replicate"].values())
+            ax.scatter([x] * len(pts), pts, s=6, alpha=0.35, color=colour)
+    ax.set_xscale("log")
+    ax.set_xlabel("onnxruntime p50 at batch 1, µs (log scale, measured side by side)")
+    ax.set_ylabel("test macro-F1, 12 classes (per-fold points)")
+    ax.set_title("hapt-12, 10 subject folds: the acc-only tiny student and the peers")
+    _finish(fig, ax, path)
+
+
+def _finish(fig: Any, ax: Any, path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -227,38 +373,105 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write(regime: str, res: dict[str, Any]) -> None:
-    key = f"{regime}:{res['profile']}"
+# -- output ---------------------------------------------------------------------------------
+
+
+def section(regime: Regime, res: dict[str, Any]) -> str:
+    parts = [f"## {regime.title} - {res['profile']} profile", "", preamble(regime, res), ""]
+    for metric in regime.metrics:
+        if any(metric in e for e in res["groups"].values()):
+            parts += [f"### test {metric}", "", markdown(regime, res, metric)]
+    if res["nodes"]:
+        parts += ["### training nodes (teachers, assistants)", "", nodes_markdown(res)]
+    if res.get("latency"):
+        rows = [[g, d.get("params", ""), d.get("macs", ""), f"{d['p50_us']:.1f}",
+                 f"{d['p99_us']:.1f}"] for g, d in res["latency"]["models"].items()]
+        parts += ["### deployed cost (one onnxruntime run, batch 1, 1 thread, interleaved)", "",
+                  markdown_table(["model", "params", "MACs", "p50 µs", "p99 µs"], rows)]
+    if res.get("goals"):
+        rows = [[g["goal"], "met" if g["met"] else "not met",
+                 "; ".join(f"{k} {v}" for k, v in g.items() if k not in ("goal", "met"))]
+                for g in res["goals"]]
+        parts += ["### goals", "", markdown_table(["goal", "verdict", "figures"], rows)]
+    return "\n".join(parts) + "\n"
+
+
+def peers_markdown(res: dict[str, Any], peers: dict[str, Any]) -> str:
+    lat = peers.get("latency", {}).get("models", {})
+    rows = []
+    for g, entry in res["groups"].items():
+        for arm, r in entry["macro_f1"].items():
+            tr = entry.get("transitions_f1", {}).get(arm, {}).get("test", {})
+            d = lat.get(g, {})
+            vs = peers["fold_diffs"].get(g) if g != "tiny" else None
+            rows.append([g if g != "tiny" else f"tiny {arm}", d.get("params", ""),
+                         d.get("macs", ""), f"{d['p50_us']:.1f}" if d else "",
+                         fmt_ms(r["test"]), fmt_ms(tr), fmt_diff(vs)])
+    anchors = [[k, f"{m:.2f} ± {s:.2f}"] for k, (m, s) in ANCHORS.items()]
+    return ("# Peers on hapt-12\n\nWritten by `python benchmarks/bench_regimes.py hapt-12`. "
+            f"{res['selection']}. Macro-F1 mean ± std over folds (n); the last column is the "
+            "distilled tiny student (kd) minus the peer, paired over the folds both ran, in "
+            "points with its 95 % bootstrap interval.\n\n"
+            + markdown_table(["model", "params", "MACs", "p50 µs", "macro-F1 (12)",
+                              "transitions F1", "Δ tiny kd - peer"], rows)
+            + "\n\nPublished anchors (WHAR Arena 2026: 3 s windows at 50 Hz, 10 subject folds, "
+              "macro-F1 %; ours: 2.56 s windows, HAPT's 12 classes with null dropped, our "
+              "training settings and 30 epochs):\n\n"
+            + markdown_table(["model", "macro-F1 %"], anchors) + "\n")
+
+
+def write(name: str, regime: Regime, res: dict[str, Any]) -> None:
+    key = f"{name}:{res['profile']}"
     js = RESULTS / "regimes.json"
     data = json.loads(js.read_text()) if js.is_file() else {}
     data[key] = res
     js.write_text(json.dumps(data, indent=1, default=float))
-    md = RESULTS / "regimes.md"
-    sections = {k: markdown(v) for k, v in data.items()}
-    md.write_text("# Where distillation pays: measured regimes\n\n"
-                  "Written by `python benchmarks/bench_regimes.py` (see its docstring).\n\n"
-                  + "\n".join(sections[k] for k in sorted(sections)))
-    suffix = "" if res["profile"] == "default" else f"-{res['profile']}"
-    plot(res, RESULTS / f"regimes_{regime.replace('-', '_')}{suffix}.png")
-    print(markdown(res))
-    print(f"wrote {js}, {md}")
+    sections = {k: section(REGIMES[k.split(":")[0]], v) for k, v in data.items()}
+    (RESULTS / "regimes.md").write_text(
+        "# Where distillation pays: measured regimes\n\nWritten by `python "
+        "benchmarks/bench_regimes.py` (see its docstring).\n\n"
+        + "\n".join(sections[k] for k in sorted(sections)))
+    print(section(regime, res))
+    print(f"wrote {js}, {RESULTS / 'regimes.md'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("regime", choices=sorted(SPECS))
-    parser.add_argument("--budgets", default=None, help="comma-separated budget labels")
-    parser.add_argument("--profile", default=None, choices=[None, "fixed"])
+    parser.add_argument("regime", choices=sorted(REGIMES))
+    parser.add_argument("--groups", default=None, help="comma-separated labels of the group "
+                        "axis (budget, student or model) to run")
+    parser.add_argument("--profile", default="default", choices=["default", "fixed"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--grid-dir", type=Path, default=None)
     parser.add_argument("--analyse-only", action="store_true")
     args = parser.parse_args()
-    budgets = args.budgets.split(",") if args.budgets else None
+    regime = REGIMES[args.regime]
     if args.analyse_only:
-        grid_dir = (args.grid_dir or Path(load_config(SPECS[args.regime])["output_dir"])).resolve()
+        grid_dir = (args.grid_dir or Path(load_config(regime.spec)["output_dir"])).resolve()
     else:
-        grid_dir = run(args.regime, budgets, args.profile, args.workers, args.grid_dir)
-    write(args.regime, analyse(grid_dir, args.profile))
+        grid_dir = run(regime, args.groups.split(",") if args.groups else None, args.profile,
+                       args.workers, args.grid_dir)
+    res = analyse(regime, grid_dir, args.profile)
+    suffix = "" if args.profile == "default" else f"-{args.profile}"
+    png = RESULTS / f"regimes_{args.regime.replace('-', '_')}{suffix}.png"
+    if args.regime == "label-budget":
+        res["goals"] = goals_label_budget(res)
+        plot_label_budget(regime, res, png)
+    else:
+        res["latency"] = side_by_side_latency(grid_dir, regime)
+        if args.regime == "student-size":
+            res["goals"] = goals_student_size(res)
+            plot_student_size(regime, res, res["latency"], png)
+        else:
+            peers = {**peer_comparison(res), "latency": res["latency"]}
+            res["peers"] = peers
+            res["goals"] = goals_hapt12(res, peers)
+            plot_hapt12(regime, res, res["latency"], png)
+            (RESULTS / "peers_hapt12.json").write_text(
+                json.dumps({"anchors": ANCHORS, "selection": res["selection"], **peers,
+                            "groups": res["groups"]}, indent=1, default=float))
+            (RESULTS / "peers_hapt12.md").write_text(peers_markdown(res, peers))
+    write(args.regime, regime, res)
 
 
 if __name__ == "__main__":
