@@ -107,3 +107,26 @@ class Recording:
                     f"{self.timestamps[i + 1]!r} after {self.timestamps[i]!r}"
                 )
         return self
+
+
+#: labels spanning at most this many ids are counted (one pass) rather than sorted
+_COUNTED_SPAN = 1 << 16
+_CHUNK = 1 << 22
+
+
+def label_values(labels: np.ndarray) -> np.ndarray:
+    """The distinct values of an integer label track, sorted (as `np.unique`, in its dtype).
+
+    Label ids span a few values, so they are counted chunk by chunk in one pass (no sorted copy
+    of a multi-day track); a track whose ids span more than 65,536 values is sorted.
+    """
+    if labels.size == 0:
+        return np.unique(labels)
+    low, high = int(labels.min()), int(labels.max())
+    if high - low >= _COUNTED_SPAN:
+        return np.unique(labels)
+    seen = np.zeros(high - low + 1, dtype=bool)
+    for start in range(0, labels.size, _CHUNK):
+        chunk = labels[start : start + _CHUNK].astype(np.int64) - low
+        seen |= np.bincount(chunk, minlength=seen.size).astype(bool)
+    return (np.flatnonzero(seen) + low).astype(labels.dtype)

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_prep.recording import label_values
+
 NULL = -1
+#: windows copied at a time by `extract`
+EXTRACT_BLOCK = 4096
 
 
 def count_windows(n_samples: int, length: int, step: int) -> int:
@@ -33,12 +37,24 @@ def window_starts(n_samples: int, length: int, step: int) -> np.ndarray:
 def majority_labels(
     labels: np.ndarray, starts: np.ndarray, length: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(majority label, share of the window it covers) for each window start."""
-    values, codes = np.unique(labels, return_inverse=True)
-    onehot = np.zeros((len(labels) + 1, len(values)), dtype=np.int32)
-    onehot[np.arange(1, len(labels) + 1), codes] = 1
-    counts = np.cumsum(onehot, axis=0, out=onehot)
-    in_window = counts[starts + length] - counts[starts]
+    """(majority label, share of the window it covers) for each window start.
+
+    Each label's samples are counted between consecutive window edges (starts and ends) in one
+    pass per label, and a window's count is the difference of their running sums at its edges:
+    memory of one boolean track and of the windows, never of [T, labels].
+    """
+    values = label_values(labels)
+    ends = starts + length
+    edges = np.unique(np.concatenate([starts, ends]))
+    at_start, at_end = np.searchsorted(edges, starts), np.searchsorted(edges, ends)
+    # segment k is [edges[k], edges[k + 1]); the one from the last edge to T is not used
+    bounds = edges if edges[-1] < len(labels) else edges[:-1]
+    in_window = np.empty((len(starts), len(values)), dtype=np.int64)
+    running = np.zeros(len(edges), dtype=np.int64)
+    for j, value in enumerate(values):
+        per_segment = np.add.reduceat(labels == value, bounds, dtype=np.int64)
+        np.cumsum(per_segment[: len(edges) - 1], out=running[1:])
+        in_window[:, j] = running[at_end] - running[at_start]
     best = in_window.argmax(axis=1)
     return values[best], in_window[np.arange(len(starts)), best] / length
 
@@ -80,7 +96,8 @@ def label_windows(
     lookup = dict(class_of)
     if null_index is not None:
         lookup[NULL] = null_index
-    y = np.array([lookup.get(int(m), -1) for m in major], dtype=np.int64)
+    ids, index = np.unique(major, return_inverse=True)
+    y = np.array([lookup.get(int(m), -1) for m in ids], dtype=np.int64)[index]
     impure = share < purity - 1e-9
     reasons = {
         "windows_impure": impure,
@@ -92,6 +109,12 @@ def label_windows(
 
 
 def extract(signals: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    """Windows [N, C, L] (float32, contiguous) cut from signals [T, C] at `starts`."""
+    """Windows [N, C, L] (float32, contiguous) cut from signals [T, C] at `starts`.
+
+    Filled a block of windows at a time: no second copy of a multi-day recording's windows.
+    """
     view = np.lib.stride_tricks.sliding_window_view(signals, length, axis=0)  # [T-L+1, C, L]
-    return np.ascontiguousarray(view[starts], dtype=np.float32)
+    out = np.empty((len(starts), signals.shape[1], length), dtype=np.float32)
+    for a in range(0, len(starts), EXTRACT_BLOCK):
+        out[a : a + EXTRACT_BLOCK] = view[starts[a : a + EXTRACT_BLOCK]]
+    return out

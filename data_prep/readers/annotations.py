@@ -34,6 +34,7 @@ from data_prep.recording import RecordingError
 COLUMNS = ("subject", "start", "end", "label")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _EPOCH = pd.Timestamp("1970-01-01")
+_INT32 = np.iinfo(np.int32)
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,13 @@ def assign(
 
 
 def label_samples(rows: Sequence[tuple[Annotation, float, float]], t: np.ndarray) -> np.ndarray:
-    """Activity ids [T] for sample times `t`: -1 where no row covers a sample."""
-    labels = np.full(len(t), -1, dtype=np.int64)
+    """Activity ids [T] for sample times `t`: -1 where no row covers a sample.
+
+    int32 (half the memory of a multi-day track) unless an id needs int64.
+    """
+    ids = [ann.label for ann, _, _ in rows]
+    small = all(_INT32.min <= i <= _INT32.max for i in ids)
+    labels = np.full(len(t), -1, dtype=np.int32 if small else np.int64)
     for ann, start, end in rows:
         a, b = np.searchsorted(t, [start, end], side="left")
         labels[a:b] = ann.label

@@ -13,7 +13,8 @@
   ACTIVITY2 record (type 0x1A, int16 x, y, z per sample) per second.
 
 Every writer takes the samples in g (and deg/s for gyro) and a start time, and is vectorised so
-that multi-day files are quick to write.
+that multi-day files are quick to write; `write_long_cwa` writes one chunk at a time (the 7-day
+file of benchmarks/bench_prep_device.py, which imports this module).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ import numpy as np
 CWA_BLOCK = 512
 CWA_HEADER = 1024
 AX3_UNIT = 256  # counts per g of unpacked AX3 samples
+AX3_BLOCK_SAMPLES = 80  # unpacked 16-bit x, y, z samples in a block
 AX6_ACC_CODE, AX6_GYRO_CODE = 3, 2  # acc 1 << (8 + 3) = 2048 counts per g; gyro 8000 >> 2 dps
 AX6_ACC_UNIT = 1 << (8 + AX6_ACC_CODE)
 AX6_GYRO_UNIT = 32768 / (8000 / (1 << AX6_GYRO_CODE))  # counts per deg/s
@@ -140,7 +143,7 @@ def cwa_blocks(
     `first_block` numbers the blocks (sequence id) when a long recording is written in parts.
     """
     ax6 = gyro is not None
-    per_block = 40 if ax6 else 80
+    per_block = 40 if ax6 else AX3_BLOCK_SAMPLES
     scaled = np.hstack([gyro * AX6_GYRO_UNIT, acc * AX6_ACC_UNIT]) if ax6 else acc * AX3_UNIT
     counts = np.clip(np.round(scaled), -32768, 32767).astype("<i2")
     n = -(-len(counts) // per_block)
@@ -184,6 +187,32 @@ def write_cwa(
     end_s = start_s + int(np.ceil(len(acc) / rate_hz))
     head = _cwa_header(start_s, end_s, _cwa_rate_code(rate_hz), device_id, gyro is not None)
     Path(path).write_bytes(head + cwa_blocks(acc, rate_hz, start_s, gyro))
+    return Path(path)
+
+
+def write_long_cwa(
+    path: Path,
+    chunks: Iterable[np.ndarray],
+    n_samples: int,
+    rate_hz: float = 100.0,
+    start: dt.datetime = dt.datetime(2024, 3, 1, 10, 0, 0),
+    device_id: int = 4321,
+) -> Path:
+    """An AX3 `.cwa` of `n_samples` written chunk by chunk (each [t, 3] g), so that a multi-day
+    recording never exists whole in memory; every chunk but the last holds a multiple of the
+    80 samples of a block."""
+    start_s = _seconds(start)
+    end_s = start_s + int(np.ceil(n_samples / rate_hz))
+    written = 0
+    with open(path, "wb") as out:
+        out.write(_cwa_header(start_s, end_s, _cwa_rate_code(rate_hz), device_id, ax6=False))
+        for chunk in chunks:
+            if written % AX3_BLOCK_SAMPLES:
+                raise ValueError(f"a chunk follows {written} samples, not whole blocks of 80")
+            out.write(cwa_blocks(chunk, rate_hz, start_s, first_block=written // AX3_BLOCK_SAMPLES))
+            written += len(chunk)
+    if written != n_samples:
+        raise ValueError(f"the chunks held {written} samples, not {n_samples}")
     return Path(path)
 
 

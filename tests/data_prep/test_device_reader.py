@@ -21,6 +21,7 @@ from device_files import (
     write_cwa,
     write_geneactiv_bin,
     write_gt3x,
+    write_long_cwa,
 )
 
 from data_prep.configio import ConfigError
@@ -91,6 +92,18 @@ def test_each_format_reads_back_signals_rate_and_time_stamps(tmp_path, name, wri
     details = result.details[str(tmp_path / name)]
     assert details["rate_hz"] == RATE and details["start"] == "2024-03-01 10:00:00"
     assert details["calibrate_gravity"] is False and "calibrated" not in details
+
+
+def test_long_cwa_written_chunk_by_chunk_is_the_same_file(tmp_path):
+    acc = moving(61)  # 6,100 samples: 76 whole blocks and a part block
+    write_cwa(tmp_path / "whole.cwa", acc)
+    chunks = (acc[:1600], acc[1600:4000], acc[4000:])
+    write_long_cwa(tmp_path / "parts.cwa", iter(chunks), len(acc))
+    assert (tmp_path / "parts.cwa").read_bytes() == (tmp_path / "whole.cwa").read_bytes()
+    with pytest.raises(ValueError, match="not whole blocks of 80"):
+        write_long_cwa(tmp_path / "bad.cwa", iter((acc[:100], acc[100:])), len(acc))
+    with pytest.raises(ValueError, match="held 1600 samples, not 6100"):
+        write_long_cwa(tmp_path / "short.cwa", iter(chunks[:1]), len(acc))
 
 
 @needs_actipy
@@ -446,8 +459,9 @@ def test_harkd_prep_on_device_files(tmp_path, capsys):
     # editing the annotations gives a new cache key
     (folder / "P04.cwa").unlink()
     write_annotations(folder / "labels.csv", [(s, 0, 60, "walk") for s in ("P01", "P02", "P03")])
-    assert main(argv) == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("(written)")
+    assert main(argv) == 0  # (it warns that `sit`, no longer annotated, has no windows)
+    out = capsys.readouterr().out.splitlines()
+    assert next(line for line in out if line.startswith("cache")).endswith("(written)")
 
 
 def test_missing_actipy_or_java_is_one_clear_line(tmp_path, monkeypatch, capsys):
@@ -457,7 +471,7 @@ def test_missing_actipy_or_java_is_one_clear_line(tmp_path, monkeypatch, capsys)
         write_cwa(folder / f"{subject}.cwa", moving(5))
     argv = ["prep", str(_device_config(tmp_path, folder)), "--cache-dir", str(tmp_path / "c")]
     monkeypatch.setitem(sys.modules, "actipy", None)  # `import actipy` raises ImportError
-    assert main([*argv, "--no-progress"]) == 1
+    assert main([*argv, "--no-progress"]) == 3
     assert capsys.readouterr().err.strip() == (
         "harkd prep: reader 'device' needs the actipy package: pip install 'harkd[devices]' "
         "(make setup installs it)"
@@ -465,7 +479,7 @@ def test_missing_actipy_or_java_is_one_clear_line(tmp_path, monkeypatch, capsys)
     monkeypatch.delitem(sys.modules, "actipy")
     if importlib.util.find_spec("actipy") is not None:
         monkeypatch.setattr("data_prep.readers.device.shutil.which", lambda name: None)
-        assert main([*argv, "--no-progress"]) == 1
+        assert main([*argv, "--no-progress"]) == 3
         err = capsys.readouterr().err.strip()
         assert err.startswith("harkd prep: reader 'device' needs a Java runtime")
         assert "run `make setup`" in err

@@ -87,3 +87,27 @@ def test_gravity_split_add_and_replace(make_recording):
     assert replace.groups == {"gyro": [3, 4, 5], "body_acc": [0, 1, 2], "gravity_acc": [6, 7, 8]}
     np.testing.assert_array_equal(replace.signals[:, :3], add.signals[:, 6:9])
     assert apply_filters(rec, FilterConfig()) is rec
+
+
+def test_a_long_irregular_recording_is_resampled_chunk_by_chunk_without_seams(make_recording):
+    """Seven hours at 100 Hz cross the chunks of the interpolation and of the label lookup."""
+    rate, seconds = 100.0, 7 * 3600
+    t = np.arange(int(rate * seconds)) / rate
+    stamps = t + np.random.default_rng(1).uniform(-0.004, 0.004, len(t))
+    stamps[::9] += 0.003  # steps up to 0.7 of a period off: irregular
+    labels = (t // 1000).astype(np.int64) % 3 + 1  # a new label every 1000 s
+    signals = np.stack([np.sin(2 * np.pi * 0.5 * stamps)] * 3, axis=1).astype(np.float32)
+    rec = dataclasses.replace(
+        make_recording(labels), signals=signals, rate_hz=rate, timestamps=stamps,
+        channels=["x", "y", "z"], units=["g"] * 3, groups={"acc": [0, 1, 2]},
+    )
+    out = resample(rec, 50.0)
+    grid = stamps[0] + np.arange(out.n_samples) / 50.0
+    assert out.n_samples > 1 << 20 and out.signals.dtype == np.float32
+    clean = np.sin(2 * np.pi * 0.5 * grid[20:-20, None])
+    assert np.abs(out.signals[20:-20] - clean).max() < 0.01
+    expected = (np.round(grid * 100) / 100 // 1000).astype(np.int64) % 3 + 1
+    assert np.mean(out.labels != expected) < 1e-5  # only samples within jitter of a change
+    changes = np.flatnonzero(np.diff(out.labels)) + 1
+    assert len(changes) == seconds // 1000  # one change each 1000 s, at its time
+    assert np.abs(changes - np.arange(1, len(changes) + 1) * 50_000).max() <= 1

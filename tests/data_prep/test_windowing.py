@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_prep.recording import label_values
 from data_prep.windowing import (
     count_windows,
     extract,
@@ -81,3 +82,23 @@ def test_extract_copies_the_right_samples():
     assert out.shape == (3, 2, 8) and out.flags.c_contiguous
     np.testing.assert_array_equal(out[1], signals[5:13].T)
     assert extract(signals, np.zeros(0, dtype=np.int64), 8).shape == (0, 2, 8)
+
+
+@FAST
+@given(
+    st.lists(st.sampled_from([-1, 3, 4, 70_000]), min_size=1, max_size=300),
+    st.sampled_from([np.int32, np.int64]),
+    st.integers(1, 40),
+    st.integers(1, 40),
+)
+def test_majority_over_any_ids_and_dtype_matches_counting_each_window(values, dtype, length, step):
+    labels = np.array(values, dtype=dtype)  # with -1 and 70,000: too far apart to count, sorted
+    assert label_values(labels).tolist() == sorted(set(values))
+    assert label_values(labels).dtype == dtype
+    starts = window_starts(len(labels), length, step)
+    if starts.size == 0:
+        return
+    major, share = majority_labels(labels, starts, length)
+    for s, m, p in zip(starts, major, share, strict=True):
+        ids, counts = np.unique(labels[s : s + length], return_counts=True)
+        assert m == ids[counts.argmax()] and p == counts.max() / length
