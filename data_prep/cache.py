@@ -4,6 +4,13 @@ The source's fingerprint is the relative path, size and modification time of eve
 it (a single file or a folder) and of files named by reader options, so editing a recording, an
 annotation table or the config gives a new key, while an unchanged rerun loads
 `<cache_dir>/<name>-<key>.npz/.json` (no pickle; see `WindowSet.load`).
+
+An entry carries a checksum (`CHECKSUM_KEY` in its .json: sha256 over every array and the
+metadata). An entry that does not load or whose checksum disagrees (a truncated .npz, a
+corrupt .json) is reported in one line naming the file, deleted and rebuilt; an entry written
+before checksums is used when it loads whole. Entries are
+written through temporary files unique to each writer and renamed, so processes preparing
+the same protocol on a cold cache at once all succeed and leave no temporary file.
 """
 
 from __future__ import annotations
@@ -11,7 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import zipfile
+from dataclasses import fields
 from pathlib import Path
+
+import numpy as np
 
 from data_prep.config import DataConfig
 from data_prep.windowset import WindowSet
@@ -20,6 +32,8 @@ from data_prep.windowset import WindowSet
 PIPELINE_VERSION = 1
 ENV_VAR = "HARKD_CACHE"
 DEFAULT_DIR = Path(".cache/harkd")
+#: the .json key holding an entry's checksum (left out of the loaded metadata)
+CHECKSUM_KEY = "cache_checksum"
 
 
 def resolve_cache_dir(cache_dir: Path | str | None = None) -> Path:
@@ -75,8 +89,52 @@ def cache_stem(cfg: DataConfig, key: str, cache_dir: Path) -> Path:
     return cache_dir / f"{safe_name}-{key}"
 
 
+def windowset_checksum(ws: WindowSet) -> str:
+    """sha256 over each array's name, dtype, shape and bytes, then the metadata as JSON
+    (without `CHECKSUM_KEY`): the same for a WindowSet and its reloaded copy."""
+    digest = hashlib.sha256()
+    for name in (f.name for f in fields(WindowSet) if f.name != "meta"):
+        array = np.ascontiguousarray(getattr(ws, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    meta = {k: v for k, v in ws.meta.items() if k != CHECKSUM_KEY}
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def save_cached(ws: WindowSet, stem: Path) -> None:
+    """Write `ws` to the cache at `stem` with its checksum (each file atomically)."""
+    ws.meta[CHECKSUM_KEY] = windowset_checksum(ws)
+    try:
+        ws.save(stem)
+    finally:
+        del ws.meta[CHECKSUM_KEY]
+
+
 def load_cached(stem: Path) -> WindowSet | None:
-    """The cached WindowSet at `stem`, or None when either file is missing."""
-    if not (stem.with_suffix(".npz").is_file() and stem.with_suffix(".json").is_file()):
+    """The cached WindowSet at `stem`, or None when either file is missing, or when the entry
+    is corrupt: then one line on stderr names the file and the entry is deleted (the caller
+    rebuilds it)."""
+    npz, meta = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    if not (npz.is_file() and meta.is_file()):
         return None
-    return WindowSet.load(stem)
+    try:
+        ws = WindowSet.load(stem)
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        # a truncated npz is a BadZipFile or an EOFError, a cut JSON a ValueError; name the file
+        bad = meta if isinstance(err, json.JSONDecodeError | UnicodeDecodeError) else npz
+        return _discard(stem, f"{bad}: not readable ({type(err).__name__}: {err})")
+    if not isinstance(ws.meta, dict):
+        return _discard(stem, f"{meta}: not a JSON object")
+    stored = ws.meta.pop(CHECKSUM_KEY, None)
+    if stored is not None and stored != windowset_checksum(ws):
+        return _discard(stem, f"{npz}: its data disagrees with the checksum in {meta.name}")
+    return ws
+
+
+def _discard(stem: Path, problem: str) -> None:
+    """Report a corrupt entry in one line and delete both of its files."""
+    print(f"cache entry corrupt: {problem}; deleted, rebuilding it", file=sys.stderr)
+    for path in (stem.with_suffix(".npz"), stem.with_suffix(".json")):
+        path.unlink(missing_ok=True)
+    return None

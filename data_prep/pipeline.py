@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.cache import cache_key, cache_stem, load_cached, resolve_cache_dir
+from data_prep.cache import cache_key, cache_stem, load_cached, resolve_cache_dir, save_cached
 from data_prep.config import DataConfig
 from data_prep.configio import ConfigError
 from data_prep.filters import apply_filters
 from data_prep.label_noise import add_label_noise
 from data_prep.readers import get_reader
-from data_prep.recording import Recording, RecordingError
+from data_prep.recording import Recording, RecordingError, label_values
 from data_prep.repair import repair
 from data_prep.resample import resample
 from data_prep.splits import OUTSIDE_SUBSET, assign_splits
@@ -84,7 +84,7 @@ def prepare(cfg: DataConfig, cache_dir: Path | None = None, progress: bool = Tru
     recordings, report = load_recordings(cfg, source, progress)
     ws = build_windowset(recordings, cfg, report)
     ws.meta.update(config_hash=stem.name.rsplit("-", 1)[1], source=str(source))
-    ws.save(stem)
+    save_cached(ws, stem)
     ws.meta.update(from_cache=False, cache_path=str(stem))
     return ws
 
@@ -152,7 +152,7 @@ def load_recordings(
 def check_labels(rec: Recording, cfg: DataConfig) -> Recording:
     """Every label must be -1 or in the source's label map (the config's when it has none)."""
     known = set(rec.label_names) if rec.label_names else set(cfg.labels)
-    present = set(np.unique(rec.labels).tolist()) - {-1}
+    present = set(label_values(rec.labels).tolist()) - {-1}
     outside = sorted(present - known)
     if outside:
         raise RecordingError(
@@ -178,7 +178,10 @@ def _select_groups(rec: Recording, groups: list[str]) -> Recording:
         pos += len(rec.groups[g])
     return dataclasses.replace(
         rec,
-        signals=np.ascontiguousarray(rec.signals[:, idx]),
+        # every channel in order (a device's acc): the signals as they are, no copy
+        signals=np.ascontiguousarray(
+            rec.signals if idx == list(range(len(rec.channels))) else rec.signals[:, idx]
+        ),
         channels=[rec.channels[i] for i in idx],
         units=[rec.units[i] for i in idx],
         groups=new_groups,
@@ -223,7 +226,7 @@ def build_windowset(
             parts["recording"].append(np.full(n, i, dtype=np.int64))
             parts["start"].append(starts)
             parts["split"].append(np.full(n, split, dtype=np.uint8))
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    arrays = {k: np.concatenate(parts.pop(k)) for k in list(parts)}  # each part freed once joined
     arrays["subject"] = arrays["subject"].astype(str)
     train = arrays["split"] == SPLIT_INDEX["train"]
     norm = train_norm(arrays["X"][train])

@@ -7,9 +7,12 @@ Stored as two files side by side: `<stem>.npz` (arrays, no pickle) and `<stem>.j
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -20,6 +23,20 @@ POOL = "pool"
 #: split name -> its index in `WindowSet.split`
 SPLIT_INDEX = {name: i for i, name in enumerate((*SPLITS, POOL))}
 _ARRAYS = ("X", "y", "subject", "recording", "start", "split")
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write `path` through a temporary file unique to this writer (pid and a random name),
+    flushed to disk and renamed over `path`; a failed write removes its temporary file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -90,15 +107,14 @@ class WindowSet:
         return [i for g in groups for i in self.meta["groups"][g]]
 
     def save(self, stem: Path) -> None:
-        """Write `<stem>.npz` and `<stem>.json` atomically (temporary file, then rename)."""
+        """Write `<stem>.npz`, then `<stem>.json`, each atomically (`_write_atomic`), so a
+        reader that finds both finds whole files, and concurrent writers never collide."""
         stem = Path(stem)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        tmp_npz = stem.with_name(stem.name + ".tmp.npz")
-        np.savez(tmp_npz, **{a: getattr(self, a) for a in _ARRAYS})
-        tmp_json = stem.with_name(stem.name + ".tmp.json")
-        tmp_json.write_text(json.dumps(self.meta, indent=1, sort_keys=True))
-        tmp_npz.replace(stem.with_suffix(".npz"))
-        tmp_json.replace(stem.with_suffix(".json"))
+        arrays = {a: getattr(self, a) for a in _ARRAYS}
+        _write_atomic(stem.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
+        text = json.dumps(self.meta, indent=1, sort_keys=True)
+        _write_atomic(stem.with_suffix(".json"), lambda f: f.write(text.encode()))
 
     @classmethod
     def load(cls, stem: Path) -> WindowSet:

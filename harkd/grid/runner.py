@@ -3,23 +3,31 @@ and execute in dependency order.
 
 Running the same spec again resumes: done runs (training nodes and cells) are skipped,
 interrupted ones (claimed by a process that is gone) go back to pending, failed ones and the
-runs they blocked rerun only with `retry_failed`. Each run trains in `<grid_dir>/runs/<hash>/`,
-so an interrupted run resumes from its own checkpoint; its row becomes `done` only in the same
-transaction that writes its metrics. A run is claimed once the training nodes it needs are done
-(the Ray executor takes runs whose nodes are still in flight and lets Ray order them); when a
-node fails, every run that needs it is marked blocked, naming it. A teacher that names a node
-reads that node's run directory; the grid folder must be one that every worker sees. Runs that
-want a GPU are placed by `harkd.grid.placement` (local workers pinned to GPUs, Ray tasks asking
-for theirs); the store records the device each run trained on.
+runs they blocked rerun only with `retry_failed`. Several drivers may run one grid at once:
+a driver with nothing to claim waits while another holds runs of the grid, and takes them over
+if that driver dies. An environmental fault (a full disk, a read-only folder, the store
+failing to write; `harkd.grid.faults`) stops the grid with `GridFaultError` and leaves the
+runs pending; only a run's own error marks it failed, with the error stored.
+
+Each run trains in `<grid_dir>/runs/<hash>/`, so an interrupted run resumes from its own
+checkpoint; its row becomes `done` only in the same transaction that writes its metrics. A run
+is claimed once the training nodes it needs are done (the Ray executor takes runs whose nodes
+are still in flight and lets Ray order them); when a node fails, every run that needs it is
+marked blocked, naming it. A teacher that names a node reads that node's run directory; the
+grid folder must be one that every worker sees. Runs that want a GPU are placed by
+`harkd.grid.placement` (local workers pinned to GPUs, Ray tasks asking for theirs); the store
+records the device each run trained on.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from harkd.grid.executors import Executor, RunOutcome, RunTask, data_key, make_executor
+from harkd.grid.faults import GridFaultError, advice, environmental_fault
 from harkd.grid.placement import select_gpus, visible_gpus, worker_devices
 from harkd.grid.spec import Expansion, GridSpec
-from harkd.grid.store import DEFAULT_LEASE_S, RunStore
+from harkd.grid.store import DEFAULT_LEASE_S, RunStore, unreadable_store
 
 if TYPE_CHECKING:
     from data_prep.windowset import WindowSet
@@ -37,6 +46,8 @@ if TYPE_CHECKING:
 STORE_NAME = "runs.sqlite"
 #: seconds between lease refreshes of the runs in flight
 HEARTBEAT_S = 30.0
+#: seconds between looks at the runs another driver holds, when there is nothing to claim
+WAIT_S = 2.0
 
 
 @dataclass
@@ -172,13 +183,14 @@ def run_grid(
     failures: list[str] = []
     ran = 0
     with RunStore(store_path(gdir)) as store:
-        store.set_meta("grid", _grid_meta(spec, expansion))
-        store.register(expansion.runs)
-        recovered = [r for r in store.recover(lease_s, host) if r.hash in hashes]
-        retried = store.retry_failed(hashes) if retry_failed else 0
-        store.block_dependants(hashes)
-        counts = store.counts(hashes)
-        pending = {r.hash for r in store.rows("pending") if r.hash in hashes}
+        with store_faults(store.path):
+            store.set_meta("grid", _grid_meta(spec, expansion))
+            store.register(expansion.runs)
+            recovered = [r for r in store.recover(lease_s, host) if r.hash in hashes]
+            retried = store.retry_failed(hashes) if retry_failed else 0
+            store.block_dependants(hashes)
+            counts = store.counts(hashes)
+            pending = {r.hash for r in store.rows("pending") if r.hash in hashes}
         devices = place_runs(expansion, pending, executor, address, gpus, runs_per_gpu)
         if pending and windowset is None:
             warm_data_cache(expansion, pending)
@@ -209,30 +221,55 @@ def run_grid(
                                         str(run_dir_of(gdir, row.hash)),
                                         spec.latency,
                                         tuple(row.deps)))
-                if not in_flight:
+                if in_flight:
+                    for outcome in pool.wait(timeout=HEARTBEAT_S):
+                        # in flight until stored: a fault below releases it with the rest
+                        wall = time.perf_counter() - in_flight[outcome.hash]
+                        if outcome.fault:  # not this run's failure: back to pending, stop
+                            where = f"{describe(axes_of[outcome.hash])} ({outcome.hash})"
+                            raise _StopError(outcome.fault, where)
+                        if outcome.blocked:  # Ray: a needed node failed; blocked once stored
+                            store.release([outcome.hash], host, pid)
+                            del in_flight[outcome.hash]
+                            continue
+                        msg = _record(store, outcome, host, pid, wall)
+                        del in_flight[outcome.hash]
+                        ran += 1
+                        if msg:
+                            failures.append(f"{describe(axes_of[outcome.hash])}: {msg}")
+                            bar.write(f"FAILED {failures[-1]}")
+                            for row in store.block_dependants(hashes):
+                                bar.write(f"BLOCKED {describe(row.axes)}: needs a failed node")
+                                bar.update(1)
+                        bar.update(1)
+                    if in_flight and time.monotonic() - last_beat >= HEARTBEAT_S:
+                        store.heartbeat(in_flight, host, pid)
+                        last_beat = time.monotonic()
+                elif held_elsewhere(store, hashes, host, pid):
+                    time.sleep(WAIT_S)  # another driver's runs: wait, take them over if it dies
+                else:
                     break
-                for outcome in pool.wait(timeout=HEARTBEAT_S):
-                    wall = time.perf_counter() - in_flight.pop(outcome.hash)
-                    if outcome.blocked:  # Ray: a node it needs failed; blocked once that is stored
-                        store.release([outcome.hash], host, pid)
-                        continue
-                    ran += 1
-                    msg = _record(store, outcome, host, pid, wall)
-                    if msg:
-                        failures.append(f"{describe(axes_of[outcome.hash])}: {msg}")
-                        bar.write(f"FAILED {failures[-1]}")
-                        for row in store.block_dependants(hashes):
-                            bar.write(f"BLOCKED {describe(row.axes)}: needs a failed node")
-                            bar.update(1)
-                    bar.update(1)
+                for row in store.recover(lease_s, host):
+                    if row.hash in hashes:
+                        recovered.append(row)
+                        bar.write(f"run of a dead driver taken over: {describe(row.axes)} "
+                                  f"({row.hash})")
                 pending = {h for h, st in store.status_of().items()
                            if st == "pending" and h in hashes}
-                if in_flight and time.monotonic() - last_beat >= HEARTBEAT_S:
-                    store.heartbeat(in_flight, host, pid)
-                    last_beat = time.monotonic()
-        except BaseException:
-            store.release(in_flight, host, pid)  # interrupted here: rerun them next time
-            raise
+        except BaseException as err:
+            fault = err if isinstance(err, _StopError) else None
+            if fault is None and environmental_fault(err):  # the driver's own writes
+                where = str(store.path) if isinstance(err, sqlite3.Error) else "the driver"
+                fault = _StopError(environmental_fault(err) or "", where)
+            reason = f"stopped: {fault.fault}" if fault else "interrupted"
+            try:  # rerun them next time
+                store.release(in_flight, host, pid, reason)
+            except Exception:  # noqa: BLE001 - the next driver resets rows of a dead pid
+                if fault is None:
+                    raise
+            if fault is None:
+                raise
+            raise GridFaultError(fault.line(store, hashes)) from None
         finally:
             if pool is not None:
                 pool.close()
@@ -243,6 +280,44 @@ def run_grid(
                        pending=final["pending"] + final["running"],
                        recovered=len(recovered), retried=retried, failures=failures,
                        startup_s=pool.startup_s if pool is not None else 0.0, devices=pinned)
+
+
+@contextmanager
+def store_faults(path: Path) -> Iterator[None]:
+    """SQLite errors of the store at `path` as one line naming it: `GridFaultError` for an
+    environmental fault, `StoreError` for a store that turned out unreadable."""
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        fault = environmental_fault(err)
+        if fault:
+            raise GridFaultError(f"{path}: {fault}; {advice(fault)}, then rerun the same "
+                                 "command") from None
+        raise unreadable_store(path, err) from None
+
+
+def held_elsewhere(store: RunStore, hashes: set[str], host: str, pid: int) -> bool:
+    """Whether another driver holds (`running`) a run of this expansion."""
+    return any(r.hash in hashes and (r.host, r.pid) != (host, pid)
+               for r in store.rows("running"))
+
+
+class _StopError(Exception):
+    """An environmental fault met `where` (a run, the store or the driver)."""
+
+    def __init__(self, fault: str, where: str) -> None:
+        super().__init__(fault)
+        self.fault, self.where = fault, where
+
+    def line(self, store: RunStore, hashes: set[str]) -> str:
+        """The one line the grid stops with: the fault, where, what to do, what is left."""
+        try:
+            counts = store.counts(hashes)
+            left = f"{counts['pending'] + counts['running']} runs left to resume"
+        except Exception:  # noqa: BLE001 - the store may be what failed
+            left = "the runs not done resume"
+        return (f"grid stopped: {self.fault} (in {self.where}); {advice(self.fault)}, then "
+                f"rerun the same command: {left}")
 
 
 def _record(store: RunStore, outcome: RunOutcome, host: str, pid: int, wall: float) -> str | None:

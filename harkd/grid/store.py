@@ -12,10 +12,16 @@ power loss, and several processes may share it: every write is one short transac
 use `BEGIN IMMEDIATE` (the write lock is taken before the pending row is read, so two claimers
 never get the same run) and a busy connection waits (`busy_timeout`) instead of failing.
 
-A `running` row whose owner is gone (same host and its pid no longer alive) or whose heartbeat
-is older than the lease is *interrupted*; `recover` puts it back to pending. `complete` and
-`fail` only touch a row still claimed by the caller, so a driver that lost its claim can never
-overwrite a newer result, and a `done` row is never claimed again.
+A claim records its owner: host, pid and the pid's start time (`process_start`), since pids
+are reused. A `running` row whose owner is gone (same host, and its pid no longer alive or now
+a process started at another time) or whose heartbeat is older than the lease is
+*interrupted*; `recover` puts it back to pending, and a driver calls it while it waits, so it
+takes over the runs of a driver that died beside it. `complete` and `fail` only touch a row
+still claimed by the caller, so a driver that lost its claim can never overwrite a newer
+result, and a `done` row is never claimed again.
+
+A file that is not a readable SQLite store (truncated, overwritten, malformed pages) is refused
+with `StoreError`, naming it and what to do.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harkd.grid.faults import GridFaultError, advice, environmental_fault
 from harkd.grid.spec import GridRun
 
 STATUSES = ("pending", "running", "done", "failed", "blocked")
@@ -52,6 +59,7 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT,
     host TEXT,
     pid INTEGER,
+    pid_start INTEGER,
     code_version TEXT,
     started REAL,
     finished REAL,
@@ -107,6 +115,16 @@ def _row(r: sqlite3.Row) -> RunRow:
     )
 
 
+class StoreError(ValueError):
+    """A run store that cannot be read: the message names the file and what to do."""
+
+
+def unreadable_store(path: Path, err: Exception) -> StoreError:
+    """The error for a store file SQLite cannot read, saying what to do."""
+    return StoreError(f"{path}: not a readable run store ({err}); move it aside and rerun the "
+                      "grid: finished runs are taken back from their run folders without training")
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this host and is not a zombie."""
     try:
@@ -122,6 +140,24 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), None when
+    there is no such process or no procfs. A reused pid has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owner_gone(pid: int, started: int | None) -> bool:
+    """Whether the process that claimed a row on this host (`pid`, started at `started`) is
+    gone: its pid is not alive, or now belongs to a process started at another time."""
+    if not pid_alive(pid):
+        return True
+    return started is not None and process_start(pid) not in (None, started)
+
+
 class RunStore:
     """The SQLite run store of one grid; safe to open from several processes at once."""
 
@@ -129,12 +165,26 @@ class RunStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            self._open(busy_timeout_s)
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            fault = environmental_fault(err)
+            if fault:
+                raise GridFaultError(f"{self.path}: cannot open the run store: {fault}; "
+                                     f"{advice(fault)}, then rerun") from None
+            raise unreadable_store(self.path, err) from None
+
+    def _open(self, busy_timeout_s: float) -> None:
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous = FULL")
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {problems[0]}")
         with self._tx():
             _migrate(self._db)
             for stmt in filter(str.strip, _SCHEMA.split(";")):
@@ -192,11 +242,11 @@ class RunStore:
         with self._tx() as db:
             stale = [
                 _row(r) for r in db.execute("SELECT * FROM runs WHERE status = 'running'")
-                if (r["host"] == host and not pid_alive(r["pid"]))
+                if (r["host"] == host and owner_gone(r["pid"], r["pid_start"]))
                 or now - (r["heartbeat"] or r["started"] or 0.0) > lease_s
             ]
             db.executemany(
-                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, "
+                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, pid_start = NULL, "
                 "error = 'interrupted' WHERE hash = ? AND status = 'running'",
                 [(r.hash,) for r in stale],
             )
@@ -255,10 +305,10 @@ class RunStore:
                     continue
                 if hashes is None or r["hash"] in hashes:
                     db.execute(
-                        "UPDATE runs SET status = 'running', host = ?, pid = ?, code_version = ?,"
-                        " started = ?, heartbeat = ?, finished = NULL, error = NULL,"
-                        " attempts = attempts + 1 WHERE hash = ?",
-                        (host, pid, code_version, now, now, r["hash"]),
+                        "UPDATE runs SET status = 'running', host = ?, pid = ?, pid_start = ?,"
+                        " code_version = ?, started = ?, heartbeat = ?, finished = NULL,"
+                        " error = NULL, attempts = attempts + 1 WHERE hash = ?",
+                        (host, pid, process_start(pid), code_version, now, now, r["hash"]),
                     )
                     return self._get(db, r["hash"])
         return None
@@ -271,13 +321,15 @@ class RunStore:
                 "UPDATE runs SET heartbeat = ? WHERE hash = ? AND status = 'running' "
                 "AND host = ? AND pid = ?", [(now, h, host, pid) for h in hashes])
 
-    def release(self, hashes: Iterable[str], host: str, pid: int) -> None:
-        """Give the caller's running rows back (pending) when it stops before they finish."""
+    def release(self, hashes: Iterable[str], host: str, pid: int,
+                reason: str = "interrupted") -> None:
+        """Give the caller's running rows back (pending, `reason` as their error) when it stops
+        before they finish."""
         with self._tx() as db:
             db.executemany(
-                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, "
-                "error = 'interrupted' WHERE hash = ? AND status = 'running' AND host = ? "
-                "AND pid = ?", [(h, host, pid) for h in hashes])
+                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, pid_start = NULL, "
+                "error = ? WHERE hash = ? AND status = 'running' AND host = ? "
+                "AND pid = ?", [(reason, h, host, pid) for h in hashes])
 
     def complete(self, hash: str, host: str, pid: int, metrics: dict[str, Any],
                  timings: dict[str, Any], n_params: int | None, wall_s: float,
@@ -337,14 +389,17 @@ class RunStore:
 
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a store written by an older harkd up to date: one written before training nodes
-    (no kind/deps, no 'blocked') is rebuilt; one without the `device` column gets it (NULL for
-    its runs: the device that trained them was not recorded)."""
+    (no kind/deps, no 'blocked') is rebuilt; one without the `device` or `pid_start` column
+    gets it (NULL for its runs: the device that trained them was not recorded; a claim
+    without a start time is judged by its pid alone)."""
     found = db.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()
     if found is None:
         return
     if "'blocked'" in found[0]:
-        if "device" not in [r[1] for r in db.execute("PRAGMA table_info(runs)")]:
-            db.execute("ALTER TABLE runs ADD COLUMN device TEXT")
+        present = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+        for column in ("device TEXT", "pid_start INTEGER"):
+            if column.split()[0] not in present:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
         return
     columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
     db.execute("ALTER TABLE runs RENAME TO runs_old")

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from harkd.models.base import HARModel, build_model
-from harkd.train.runcard import CardError, RunCard, read_card, write_card
+from harkd.train.runcard import DAMAGED, CardError, RunCard, read_card, write_card
 from harkd.train.rundir import RunDir, atomic_write_bytes, atomic_write_json
 
 STATE_KEY = "harkd.state"
@@ -51,7 +51,7 @@ def load_run_model(run_dir: str | Path) -> tuple[HARModel, RunCard]:
     try:
         state = load_file(str(rd.model))
     except (SafetensorError, OSError) as err:
-        raise CardError(f"{rd.model}: not readable safetensors ({err})") from None
+        raise CardError(f"{rd.model}: not readable safetensors ({err}); {DAMAGED}") from None
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # a tensor of another shape
@@ -78,9 +78,13 @@ def load_checkpoint(run_dir: RunDir) -> tuple[dict[str, torch.Tensor], dict[str,
     """The tensors and state of last.safetensors, or None when there is none."""
     if not run_dir.last.is_file():
         return None
-    with safe_open(str(run_dir.last), framework="pt") as f:
-        header = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iter
+    try:
+        with safe_open(str(run_dir.last), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - no iter
+    except SafetensorError as err:
+        raise ValueError(f"{run_dir.last}: not a readable checkpoint ({err}); delete it to "
+                         "train this run again from its first epoch") from None
     if STATE_KEY not in header:
         raise ValueError(f"{run_dir.last}: no training state in its header")
     return tensors, json.loads(header[STATE_KEY])

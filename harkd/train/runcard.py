@@ -26,6 +26,10 @@ from harkd.train.rundir import RunDir, atomic_write_json
 CARD_FORMAT = 1
 
 
+#: what to do about a damaged file of a finished run (its card or its weights)
+DAMAGED = "the file is damaged: delete the run folder and train the run again"
+
+
 class CardError(ConfigError):
     """A run card that cannot be used: missing, not JSON, of another format or invalid."""
 
@@ -124,7 +128,7 @@ def read_card(run_dir: str | Path) -> RunCard:
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CardError(f"{path}: not a run card: invalid JSON ({err})") from None
+        raise CardError(f"{path}: not a run card: invalid JSON ({err}); {DAMAGED}") from None
     if not isinstance(raw, dict):
         raise CardError(f"{path}: not a run card: expected a JSON object")
     version = raw.get("format_version")

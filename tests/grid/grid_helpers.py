@@ -48,3 +48,13 @@ def stored_metrics(grid_dir: Path) -> dict[str, dict[str, Any]]:
 def write_spec(path: Path, raw: dict[str, Any]) -> Path:
     path.write_text(json.dumps(raw))  # JSON is YAML
     return path
+
+
+def students_spec_raw(grid_dir: Path, seeds: int = 3) -> dict[str, Any]:
+    """`seeds` tiny acc-only students (seeds 0, 1, ...), one epoch each, no teacher."""
+    return {
+        "name": "students", "output_dir": str(grid_dir),
+        "base": {"data": str(HAPT_QUICK), "data_overrides": SMALL_DATA,
+                 "model": {"name": "tiny", "view": ["acc"]}, "train": {**TRAIN, "epochs": 1}},
+        "axes": {"seed": list(range(seeds))},
+    }
