@@ -70,9 +70,9 @@ def test_malformed_override() -> None:
     ("override", "expected"),
     [
         ("train.epoch=3", "unknown key 'train.epoch'"),
-        ("model.name=no_such_model", "unknown model 'no_such_model'; known models: ["),
+        ("model.name=no_such_model", "model.name: unknown model 'no_such_model'; known: ["),
         ("distill.method=no_such_method", "unknown distillation method 'no_such_method'"),
-        ("augment.policy=no_such_policy", "unknown augmentation policy ['no_such_policy']"),
+        ("augment.policy=no_such_policy", "augment.policy: unknown policy ['no_such_policy']"),
         ("model.view=[magnetometer]", "channel group(s) ['magnetometer'] are not in the data"),
         ("distill.params={alpha: 1}", "unknown parameter 'alpha'"),
     ],

@@ -176,6 +176,16 @@ def _numeric(
     """A float64 column; non-numeric cells raise naming file, line/row and column."""
     if time and pd.api.types.is_datetime64_any_dtype(col):
         return col.astype("int64").to_numpy() * 1e-9
+    boolean = np.flatnonzero(
+        col.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy()
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_object_dtype(col)
+        else []
+    )
+    if boolean.size:  # True/False would silently become 1.0/0.0
+        raise RecordingError(
+            f"{where(int(boolean[0]))}: column {name!r}: boolean value {col.iloc[boolean[0]]!r}; "
+            "expected a number"
+        )
     values = pd.to_numeric(col, errors="coerce")
     bad = np.flatnonzero(values.isna().to_numpy() & col.notna().to_numpy())
     if bad.size:

@@ -156,4 +156,18 @@ def _read_labels(path: Path) -> dict[tuple[int, int], list[tuple[int, int, int, 
         if not 0 <= start <= end:
             raise RecordingError(f"{path}:{i}: bad sample range {start}..{end}")
         segments.setdefault((exp, user), []).append((i, activity, start, end))
+    for rows in segments.values():
+        _check_no_overlap(path, rows)
     return segments
+
+
+def _check_no_overlap(path: Path, rows: list[tuple[int, int, int, int]]) -> None:
+    """Refuse two segments of one experiment sharing a sample (one would overwrite the other)."""
+    ordered = sorted(rows, key=lambda r: (r[2], r[0]))
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b[2] <= a[3]:
+            first, later = sorted((a, b))  # name the row written later in the file
+            raise RecordingError(
+                f"{path}:{later[0]}: segment {later[2]}..{later[3]} overlaps line {first[0]}'s "
+                f"{first[2]}..{first[3]}; each sample may carry one label"
+            )

@@ -10,15 +10,17 @@ the original dashed and the augmented solid, in raw units.
 from __future__ import annotations
 
 import argparse
-import pickle
-import sys
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from data_prep.windowset import SPLITS, WindowSet
+from harkd.commands.options import positive_int
+from harkd.config import ConfigError
 from harkd.shipped import config_file
+from harkd.train.rundir import atomic_write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="PNG path (default augment-NAME.png)"
     )
-    parser.add_argument("--n", type=int, default=4, help="number of windows to plot (default 4)")
+    parser.add_argument("--n", type=positive_int, default=4,
+                        help="number of windows to plot (default 4)")
     parser.add_argument("--split", choices=SPLITS, default="train", help="split to draw from")
     parser.add_argument("--seed", type=int, default=0, help="seed of the window choice and policy")
     parser.add_argument(
@@ -47,29 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harkd.augment import list_policies
 
-    try:
-        policies = None if args.policies is None else config_file(args.policies)
-        if args.list:
-            print(format_policies(list_policies(policies)))
-            return 0
-        if args.data is None:
-            print("harkd augment: --show needs --data CONFIG", file=sys.stderr)
-            return 2
-        if args.n < 1:
-            print(f"harkd augment: --n must be >= 1, got {args.n}", file=sys.stderr)
-            return 2
-        from data_prep.config import load_data_config
-        from data_prep.pipeline import prepare
+    policies = None if args.policies is None else config_file(args.policies)
+    if args.list:
+        print(format_policies(list_policies(policies)))
+        return 0
+    if args.data is None:
+        raise ConfigError("--data: --show needs a data protocol YAML (configs/data/*.yaml)")
+    from data_prep.config import load_data_config
+    from data_prep.pipeline import prepare
 
-        cfg = load_data_config(config_file(args.data), args.overrides)
-        ws = prepare(cfg, cache_dir=args.cache_dir, progress=False)
-        out = args.out or Path(f"augment-{args.show.replace('+', '_')}.png")
-        path = show(
-            ws, args.show, out, n=args.n, split=args.split, seed=args.seed, policies=policies
-        )
-    except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
-        print(f"harkd augment: {err}", file=sys.stderr)
-        return 1
+    cfg = load_data_config(config_file(args.data), args.overrides)
+    ws = prepare(cfg, cache_dir=args.cache_dir, progress=False)
+    out = args.out or Path(f"augment-{args.show.replace('+', '_')}.png")
+    path = show(ws, args.show, out, n=args.n, split=args.split, seed=args.seed, policies=policies)
     print(f"wrote {path}")
     return 0
 
@@ -111,7 +104,10 @@ def show(
     std = np.asarray(ws.meta["norm"]["std"], dtype=np.float32)[:, None]
     x = torch.from_numpy((sub.X[pick] - mean) / std)
     y = torch.nn.functional.one_hot(torch.from_numpy(sub.y[pick]), ws.num_classes).float()
-    policy = build_policy(policy_name, ws.groups, norm=ws.meta["norm"], path=policies)
+    try:
+        policy = build_policy(policy_name, ws.groups, norm=ws.meta["norm"], path=policies)
+    except KeyError as err:
+        raise ConfigError(f"--show: {err.args[0]}") from None
     x_aug, y_aug = policy(x, y, torch.Generator().manual_seed(seed))
     before, after = sub.X[pick], x_aug.numpy() * std + mean
 
@@ -135,9 +131,11 @@ def show(
                 ax.legend(fontsize=6, loc="upper right")
     fig.suptitle(f"policy {policy_name!r} on {split} windows (dashed: original)", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, png.getvalue())
     return out
 
 

@@ -11,24 +11,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from harkd.commands.options import nonnegative_int, positive_float, positive_int
 from harkd.config import ConfigError
 from harkd.shipped import config_file
+from harkd.train.rundir import atomic_write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="+", type=Path, help=".onnx files or run directories")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    parser.add_argument("--runs", type=int, default=2000, help="timed batch-1 runs (default 2000)")
-    parser.add_argument("--warmup", type=int, default=200, help="untimed runs first (default 200)")
-    parser.add_argument("--batch", type=int, default=256, help="large batch (default 256)")
-    parser.add_argument("--shape", default=None,
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="intra-op threads (default 1)")
+    parser.add_argument("--runs", type=positive_int, default=2000,
+                        help="timed batch-1 runs (default 2000)")
+    parser.add_argument("--warmup", type=nonnegative_int, default=200,
+                        help="untimed runs first (default 200)")
+    parser.add_argument("--batch", type=positive_int, default=256,
+                        help="large batch (default 256)")
+    parser.add_argument("--shape", type=input_shape, default=None,
                         help="input CHANNELS,TIME (needed when the file's axes are dynamic)")
     parser.add_argument("--stream", action="store_true", help="also stream a test recording")
-    parser.add_argument("--hop", type=float, default=1.0, help="stream hop in seconds (default 1)")
+    parser.add_argument("--hop", type=positive_float, default=1.0,
+                        help="stream hop in seconds (default 1)")
     parser.add_argument("--data", default=None,
                         help="data protocol YAML for --stream and exports (default: the run's)")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
@@ -37,28 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harkd.deploy.session import InputShapeError, ModelFileError
-
-    shape = None
-    if args.shape is not None:
-        try:
-            shape = [int(v) for v in args.shape.split(",")]
-        except ValueError:
-            print(f"harkd bench: --shape must be CHANNELS,TIME, got {args.shape!r}",
-                  file=sys.stderr)
-            return 2
     results = []
-    try:
-        for target in args.targets:
-            res = bench_target(target, args, shape)
-            print(describe(res))
-            results.append(res)
-    except (ModelFileError, InputShapeError, ConfigError, OSError, KeyError, RuntimeError) as err:
-        print(f"harkd bench: {err}", file=sys.stderr)
-        return 1
+    for target in args.targets:
+        res = bench_target(target, args, args.shape)
+        print(describe(res))
+        results.append(res)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+        atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
     if args.plot is not None:
         from harkd.report.cost import row, write_table
         from harkd.report.plots import f1_latency
@@ -68,6 +60,17 @@ def run(args: argparse.Namespace) -> int:
         write_table(rows, args.plot.with_suffix(".md"), args.plot.with_suffix(".csv"))
         f1_latency(rows, args.plot)
     return 0
+
+
+def input_shape(text: str) -> list[int]:
+    """`6,128` as [6, 128] (argparse answers anything else with one line naming --shape)."""
+    try:
+        shape = [int(v) for v in text.split(",")]
+    except ValueError:
+        shape = []
+    if len(shape) != 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected CHANNELS,TIME (integers >= 1), got {text!r}")
+    return shape
 
 
 def bench_target(target: Path, args: argparse.Namespace, shape: list[int] | None) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def stream_target(path: Path, target: Path, args: argparse.Namespace) -> dict[st
 
         cfg = data_config(load_run_config(target / "config.yaml"))
     else:
-        raise KeyError(f"{target}: --stream needs a data protocol; give --data CONFIG")
+        raise ConfigError(f"{target}: --stream needs a data protocol; give --data CONFIG")
     if target.is_dir():  # the run's model must fit the protocol it streams
         from data_prep.pipeline import prepare
         from harkd.train.compat import check_compatible

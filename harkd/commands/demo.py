@@ -5,10 +5,9 @@ the quickstart, a grid spec run by the experiment engine, then its report."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from harkd.commands.grid import add_select_argument, parse_select
-from harkd.config import ConfigError
+from harkd.commands.options import positive_int
 from harkd.shipped import config_file
 
 
@@ -17,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the quickstart's grid spec (default: the shipped one)")
     parser.add_argument("--profile", default=None, help="a profile of the spec, e.g. short")
     add_select_argument(parser)
-    parser.add_argument("--workers", type=int, default=2,
+    parser.add_argument("--workers", type=positive_int, default=2,
                         help="local worker processes (each gets cores // workers threads)")
     parser.add_argument(
         "overrides",
@@ -31,11 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harkd.quickstart import load_quickstart, run_quickstart
 
-    try:
-        spec = load_quickstart(config_file(args.config), args.overrides)
-        spec = spec.select(parse_select(args.select))
-        run_quickstart(spec, args.profile, workers=args.workers, progress=not args.no_progress)
-    except (ConfigError, OSError, RuntimeError, ValueError) as err:
-        print(f"harkd demo: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError) else 1
+    spec = load_quickstart(config_file(args.config), args.overrides)
+    spec = spec.select(parse_select(args.select))
+    run_quickstart(spec, args.profile, workers=args.workers, progress=not args.no_progress)
     return 0

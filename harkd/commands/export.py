@@ -9,9 +9,9 @@ macro-F1 change and the file size ratio. Everything measured goes to <run_dir>/e
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from harkd.commands.options import positive_int
 from harkd.shipped import config_file
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="data protocol YAML (default: the run's)")
     parser.add_argument("--format", choices=["qoperator", "qdq"], default="qoperator",
                         help="int8 graph format (default qoperator)")
-    parser.add_argument("--calibration", type=int, default=512,
+    parser.add_argument("--calibration", type=positive_int, default=512,
                         help="training windows used to calibrate int8 ranges (default 512)")
     parser.add_argument("--per-channel", action="store_true",
                         help="one int8 weight scale per output channel instead of per tensor "
@@ -31,13 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harkd.deploy.export import export_run
 
-    try:
-        data = None if args.data is None else config_file(args.data)
-        result = export_run(args.run_dir, args.int8, data, args.format, args.calibration,
-                            args.per_channel)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        print(f"harkd export: {err}", file=sys.stderr)
-        return 1
+    data = None if args.data is None else config_file(args.data)
+    result = export_run(args.run_dir, args.int8, data, args.format, args.calibration,
+                        args.per_channel)
     c = result.check
     print(f"onnx     {result.onnx_path}")
     print(f"check    {c.windows} test windows: max |logit diff| {c.max_abs_diff:.2e}, "

@@ -10,10 +10,10 @@ a GPU are placed on the visible GPUs (`--gpus`, `--runs-per-gpu`; `harkd.grid.pl
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harkd.commands.options import positive_int
 from harkd.config import ConfigError
 from harkd.shipped import config_file
 
@@ -27,18 +27,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_select_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the runs, train nothing")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=positive_int, default=1,
                         help="local: processes (for runs on GPUs: --runs-per-gpu per GPU "
-                             "instead); ray without --address: local Ray CPUs / --cpus-per-run "
-                             "(default 1)")
-    parser.add_argument("--address", default=None, help="ray: address of a running cluster")
-    parser.add_argument("--cpus-per-run", type=int, default=1,
+                             "instead); ray: runs at a time on the cluster, and a new local "
+                             "Ray's CPUs / --cpus-per-run (default 1)")
+    parser.add_argument("--address", default=None,
+                        help="ray: address of a running cluster (default: the one ray.init "
+                             "finds, else a new local Ray)")
+    parser.add_argument("--cpus-per-run", type=positive_int, default=1,
                         help="ray: CPUs declared by each run's task (its torch threads)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="local: torch threads per worker (default cores // workers)")
     parser.add_argument("--gpus", type=gpu_list, default=None, metavar="I,J,...",
                         help="GPUs to place runs that want one on (default: every visible GPU)")
-    parser.add_argument("--runs-per-gpu", type=int, default=1,
+    parser.add_argument("--runs-per-gpu", type=positive_int, default=1,
                         help="runs sharing one GPU: local workers per GPU (these replace "
                              "--workers when runs use GPUs), ray 1/N GPU per task (default 1)")
     parser.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
@@ -50,23 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harkd.grid.spec import load_spec
 
-    try:
-        spec = load_spec(config_file(args.spec)).select(parse_select(args.select))
-        grid_dir = spec.grid_dir(args.profile, args.output_dir)
-        if args.dry_run:
-            print(dry_run(spec, args.profile, grid_dir))
-            return 0
-        from harkd.grid.runner import run_grid
+    spec = load_spec(config_file(args.spec)).select(parse_select(args.select))
+    grid_dir = spec.grid_dir(args.profile, args.output_dir)
+    if args.dry_run:
+        print(dry_run(spec, args.profile, grid_dir))
+        return 0
+    from harkd.grid.runner import run_grid
 
-        summary = run_grid(
-            spec, args.profile, grid_dir=grid_dir, executor=args.executor,
-            workers=args.workers, address=args.address, cpus_per_run=args.cpus_per_run,
-            threads=args.threads, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu,
-            retry_failed=args.retry_failed, progress=not args.no_progress,
-        )
-    except (ConfigError, OSError, ValueError, RuntimeError) as err:
-        print(f"harkd grid: {err}", file=sys.stderr)
-        return 1
+    summary = run_grid(
+        spec, args.profile, grid_dir=grid_dir, executor=args.executor,
+        workers=args.workers, address=args.address, cpus_per_run=args.cpus_per_run,
+        threads=args.threads, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu,
+        retry_failed=args.retry_failed, progress=not args.no_progress,
+    )
     print(f"grid {spec.name}: {summary.done}/{summary.total} done, {summary.failed} failed, "
           f"{summary.blocked} blocked by a failed node, {summary.pending} not finished; "
           f"{summary.ran} ran now, {summary.recovered} interrupted runs reset, "

@@ -9,12 +9,11 @@ READER` adds what that reader reads, in full.
 from __future__ import annotations
 
 import argparse
-import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from data_prep.configio import ConfigError
 from data_prep.readers import Reader
 from data_prep.windowset import SPLITS, WindowSet
 from harkd.shipped import config_file
@@ -50,23 +49,16 @@ def run(args: argparse.Namespace) -> int:
         try:
             reader = get_reader(args.describe)
         except KeyError as err:
-            print(f"harkd prep: {err.args[0]}", file=sys.stderr)
-            return 2
+            raise ConfigError(err.args[0]) from None
         print(describe_reader(reader))
         return 0
     if args.config is None:
-        need = "a data protocol YAML, --list-readers or --describe READER"
-        print(f"harkd prep: give {need}", file=sys.stderr)
-        return 2
+        raise ConfigError("give a data protocol YAML, --list-readers or --describe READER")
     from data_prep.config import load_data_config
     from data_prep.pipeline import prepare
 
-    try:
-        cfg = load_data_config(config_file(args.config), args.overrides)
-        ws = prepare(cfg, cache_dir=args.cache_dir, progress=not args.no_progress)
-    except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
-        print(f"harkd prep: {err}", file=sys.stderr)
-        return 1
+    cfg = load_data_config(config_file(args.config), args.overrides)
+    ws = prepare(cfg, cache_dir=args.cache_dir, progress=not args.no_progress)
     print(summary(ws))
     return 0
 
@@ -121,6 +113,11 @@ def summary(ws: WindowSet) -> str:
                          f"training labels changed ({noise['kind']}, rate {noise['rate']:g}, "
                          f"seed {noise['seed']})")
     lines[-1:-1] = _file_details(read.get("details", {}), f"{m['cache_path']}.json")
+    untrained = np.flatnonzero(np.bincount(ws.y[ws.mask("train")], minlength=len(ws.label_names))
+                               == 0)
+    if untrained.size:  # harkd.train.compat.check_trainable refuses to train on it
+        lines.insert(-1, f"WARNING   class(es) {[ws.label_names[k] for k in untrained]} have no "
+                     "training windows: training on this protocol is refused")
     return "\n".join(lines)
 
 

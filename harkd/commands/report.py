@@ -1,15 +1,21 @@
 """`harkd report GRID_DIR [--out DIR] [--metric test.macro_f1]`: report.md, runs.csv,
-summary.csv, comparisons.csv and PNG plots from a grid's run store."""
+summary.csv, comparisons.csv and PNG plots from a grid's run store; for a grid with augmentation,
+method and seed axes also the augmentation-in-distillation analysis (`harkd.report.aug_study`:
+augmentation.md, .json, _effects.csv and heat maps)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from harkd.grid.table import GridTable
     from harkd.report import ReportFiles
+    from harkd.report.aug_study import StudyAxes
+
+#: the config keys of the axes the augmentation analysis needs
+AUGMENT_KEY, METHOD_KEY = "augment.policy", "distill.method"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,17 +33,43 @@ def report_grid(grid_dir: Path, out_dir: Path | None = None,
     from harkd.report import write_report
 
     table = grid_table(grid_dir)
-    return write_report(table.runs, table.axes, out_dir or Path(grid_dir) / "report",
-                        seed=table.seed, baselines=table.baselines, heatmap=table.heatmap,
-                        metric=metric, title=table.title, about=table.about)
+    out = out_dir or Path(grid_dir) / "report"
+    files = write_report(table.runs, table.axes, out, seed=table.seed,
+                         baselines=table.baselines, heatmap=table.heatmap, metric=metric,
+                         title=table.title, about=table.about)
+    axes = study_axes(table)
+    if axes is not None and _has_baselines(table, axes):
+        from harkd.report.aug_study import write_augmentation_study
+
+        study = write_augmentation_study(table.runs, axes, out, metric=metric, about=table.about)
+        files.pngs += study.pngs
+        files.analyses += [study.markdown, study.json, study.csv]
+    return files
+
+
+def study_axes(table: GridTable) -> StudyAxes | None:
+    """The parts the grid's axes play in the augmentation analysis (None without an
+    augmentation, a method or a seed axis). Axes of other `augment.*` keys (the teacher's
+    input) are settings of the augmentation: not matched against unaugmented references."""
+    from harkd.report.aug_study import StudyAxes
+
+    by_key = {key: name for name, key in table.keys.items()}
+    augment, method = by_key.get(AUGMENT_KEY), by_key.get(METHOD_KEY)
+    if augment is None or method is None or table.seed is None:
+        return None
+    loose = tuple(n for n, k in table.keys.items() if k.startswith("augment.") and n != augment)
+    return StudyAxes(augment=augment, method=method, seed=table.seed,
+                     cells=tuple(a for a in table.axes if a != table.seed), loose=loose)
+
+
+def _has_baselines(table: GridTable, axes: StudyAxes) -> bool:
+    done = table.runs[table.runs["status"] == "done"]
+    return all((done[a].astype(str) == axes.baseline).any() for a in (axes.augment, axes.method))
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        files = report_grid(args.grid_dir, args.out, args.metric)
-    except (OSError, KeyError, ValueError) as err:
-        print(f"harkd report: {err}", file=sys.stderr)
-        return 1
+    files = report_grid(args.grid_dir, args.out, args.metric)
     print(f"wrote {files.report_md}, {files.runs_csv.name}, {files.summary_csv.name}, "
-          f"{files.comparisons_csv.name} and {len(files.pngs)} plots")
+          f"{files.comparisons_csv.name}, {len(files.pngs)} plots"
+          + "".join(f", {p.name}" for p in files.analyses))
     return 0

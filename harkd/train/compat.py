@@ -10,6 +10,12 @@
 - test subjects: no test subject of the data was among the run's training, validation or pool
   subjects (its scores or its teaching would not be held out).
 Every problem found is reported in one line, each prefixed with the field it concerns.
+
+`check_runnable(configs)` checks, before any data is prepared, what a run config names: the
+model and teacher architectures, the method with its parameters and teachers, the augmentation
+policy and the data protocol. `harkd train` / `distill` and the grid engine (a dry run included)
+call it, so a config the real run would refuse is refused before anything runs.
+`check_trainable(ws)` refuses training data that leaves a class without a training window.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from data_prep.windowset import WindowSet
-from harkd.config import ConfigError
+from harkd.config import ConfigError, RunConfig
 from harkd.train.runcard import RunCard
 
 #: what the run is for: distilling from it, scoring it, exporting it
@@ -127,3 +133,57 @@ def _normalisation(card: RunCard, ws: WindowSet, channels: list[int]) -> list[st
 
 def _subject_order(s: str) -> tuple[int, int | str]:
     return (0, int(s)) if s.isdigit() else (1, s)
+
+
+def check_runnable(configs: Sequence[RunConfig], source: str | None = None) -> None:
+    """Refuse, naming the config and field, anything in `configs` the real run would refuse
+    before it trains: an unknown model or teacher architecture, an unknown method or bad
+    `distill.params` or teacher count, an unknown augmentation policy, a data protocol that
+    does not load. Each policy file and data protocol is read once; `source` (a grid spec)
+    prefixes the message with the file the configs come from."""
+    from harkd.augment.policies import load_policies
+    from harkd.data import data_config
+    from harkd.models import list_models
+    from harkd.train.assemble import check_method  # assemble imports this module
+
+    models = list_models()
+    policies: set[str] | None = None
+    protocols: set[str] = set()
+    for cfg in configs:
+        where = f"{source} (run {cfg.name}): " if source else f"{cfg.name}: "
+        for field, name in [("model.name", cfg.model.name)] + [
+            (f"teachers.{k}.name", t.name) for k, t in cfg.teachers.items()
+        ]:
+            if name not in models:
+                raise ConfigError(
+                    f"{where}{field}: unknown model {name!r}; known: {sorted(models)}"
+                )
+        try:
+            check_method(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{where}{err.args[0]}") from None
+        if cfg.augment.policy != "none":
+            policies = set(load_policies()) if policies is None else policies
+            unknown = [p.strip() for p in cfg.augment.policy.split("+")
+                       if p.strip() not in policies]  # fmt: skip
+            if unknown:
+                raise ConfigError(f"{where}augment.policy: unknown policy {unknown} in "
+                                  f"{cfg.augment.policy!r}; known: {sorted(policies)}")
+        protocol = f"{cfg.data}|{sorted(cfg.data_overrides.items())}"
+        if protocol not in protocols:
+            data_config(cfg)
+            protocols.add(protocol)
+
+
+def check_trainable(ws: WindowSet) -> None:
+    """Refuse training data where a class has no training window: the model could never
+    predict it, and its macro-F1 would average in a class it was never shown."""
+    counts = np.bincount(ws.y[ws.mask("train")], minlength=ws.num_classes)
+    missing = [ws.label_names[k] for k in np.flatnonzero(counts == 0)]
+    if missing:
+        subjects = ws.meta.get("split_subjects", {}).get("train", [])
+        raise ConfigError(
+            f"split: class(es) {missing} of {ws.meta.get('name', 'the data')} have no training "
+            f"windows (training subjects {subjects}); choose training subjects that perform "
+            "every class, or leave the class out of the protocol"
+        )

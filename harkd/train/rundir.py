@@ -3,13 +3,15 @@
 config.yaml (resolved config), model.safetensors + model.json (the deployable model and its run
 card, `harkd.train.runcard`), last.safetensors + last.json (resumable state), metrics.json
 (written last: a run is finished when it exists), curve.png, confusion_test.csv,
-confusion_test.png.
+confusion_test.png; a generative method adds generated.npz and generated.png.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ class RunDir:
     curve = property(lambda self: self.root / "curve.png")
     confusion_csv = property(lambda self: self.root / "confusion_test.csv")
     confusion_png = property(lambda self: self.root / "confusion_test.png")
+    generated_npz = property(lambda self: self.root / "generated.npz")  # generative methods
+    generated_png = property(lambda self: self.root / "generated.png")
 
     def make(self) -> RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -40,13 +44,31 @@ class RunDir:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write `data` to `path` so a reader sees the old file or the new one, never a part.
+
+    The temporary file is unique to the writer (concurrent writers never share it) and removed
+    when the write fails; every failure, a full disk included, is an OSError naming `path`. A
+    path that exists but is not a regular file (a device such as /dev/null) is written in place.
+    """
+    path = Path(path)
+    in_place = path.exists() and not path.is_file()
+    tmp = path if in_place else path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb" if in_place else "xb") as f:
+            f.write(data)
+            f.flush()
+            if not in_place:
+                os.fsync(f.fileno())
+        if not in_place:
+            os.replace(tmp, path)
+    except OSError as err:  # a failed write() names no file, a failed open() the temporary one
+        if err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
+    finally:
+        if not in_place:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -107,5 +107,5 @@ def test_cli_show_writes_a_png(hapt_quick_small, tmp_path: Path, capsys):
 
 def test_cli_show_unknown_policy_fails_cleanly(hapt_quick_small, tmp_path: Path, capsys):
     argv = ["augment", "--show", "nope", *data_args(hapt_quick_small, tmp_path)]
-    assert main([*argv, "--out", str(tmp_path / "x.png")]) == 1
+    assert main([*argv, "--out", str(tmp_path / "x.png")]) == 2
     assert "unknown augmentation policy ['nope']" in capsys.readouterr().err

@@ -68,10 +68,10 @@ def test_list_readers_and_errors(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "hapt            UCI HAPT pickle from the PyPI package" in listing
     assert "uci_hapt_raw    UCI HAPT original RawData/" in listing
-    assert main(["prep", str(HAPT_QUICK), "window.lenght=3", "--no-progress"]) == 1
+    assert main(["prep", str(HAPT_QUICK), "window.lenght=3", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'window.lenght'" in err and "allowed keys here: ['length', 'step'" in err
-    assert main(["prep", str(HAPT_QUICK), "reader=uci_hapt_raw", f"path={tmp_path}"]) == 1
+    assert main(["prep", str(HAPT_QUICK), "reader=uci_hapt_raw", f"path={tmp_path}"]) == 3
     assert "no labels.txt" in capsys.readouterr().err
     assert main(["prep"]) == 2
 
@@ -115,7 +115,7 @@ def test_describe_prints_the_format_and_options(capsys):
 
 def test_unknown_reader_option_is_one_line_naming_it(tmp_path, capsys):
     argv = ["prep", str(HAPT_QUICK), "reader_options.check_total=true", "--no-progress"]
-    assert main([*argv, "--cache-dir", str(tmp_path)]) == 1
+    assert main([*argv, "--cache-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "reader 'hapt'" in err and "unknown key 'check_total'" in err
@@ -133,9 +133,9 @@ def test_unknown_reader_option_is_one_line_naming_it(tmp_path, capsys):
 
 def test_prep_finds_shipped_configs_from_any_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["prep", "configs/data/hapt-quick.yaml", "reader=uci_hapt_raw", "path=."]) == 1
+    assert main(["prep", "configs/data/hapt-quick.yaml", "reader=uci_hapt_raw", "path=."]) == 3
     assert "no labels.txt" in capsys.readouterr().err  # the shipped protocol was loaded
-    assert main(["prep", "configs/data/hapt-quik.yaml"]) == 1
+    assert main(["prep", "configs/data/hapt-quik.yaml"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("harkd prep: configs/data/hapt-quik.yaml: config file not found")

@@ -192,7 +192,7 @@ def test_budget_above_the_training_subjects_is_one_line(synthetic, tmp_path, cap
     root, _ = synthetic
     argv = ["prep", str(HAPT_BUDGET), "reader=uci_hapt_raw", f"path={root}"]
     argv += ["split.test_subjects=[8]", "split.label_budget=9", "--no-progress"]
-    assert main([*argv, "--cache-dir", str(tmp_path)]) == 1
+    assert main([*argv, "--cache-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "split.label_budget=9 but only 4 training subjects" in err[0]
 

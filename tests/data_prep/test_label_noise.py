@@ -151,5 +151,5 @@ def test_prep_reports_noise_and_subset(cache, capsys):
     dropped = next(line for line in out if line.startswith("dropped"))
     assert "windows_outside_subject_subset" in dropped
     assert main(["prep", str(HAPT_QUICK), *SMALL, "split.label_noise={rate: 0}",
-                 "--cache-dir", str(cache), "--no-progress"]) == 1
+                 "--cache-dir", str(cache), "--no-progress"]) == 2  # a config error
     assert "split.label_noise.rate" in capsys.readouterr().err

@@ -110,7 +110,7 @@ def test_cycles_and_dangling_names_are_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "runs.sqlite").exists()
     # the command says so in one line and exits non-zero
     path = write_spec(tmp_path / "dangling.yaml", raw)
-    assert main(["grid", str(path), "--dry-run"]) == 1
+    assert main(["grid", str(path), "--dry-run"]) == 2
 
 
 def test_axis_values_inherit_a_config_files_section(tmp_path):

@@ -106,7 +106,7 @@ def test_report_files_and_numbers_match_the_store(grid_dir):
 
 
 def test_report_of_a_missing_grid_says_what_to_do(tmp_path, capsys):
-    assert main(["report", str(tmp_path)]) == 1
+    assert main(["report", str(tmp_path)]) == 3
     assert "run `harkd grid SPEC` first" in capsys.readouterr().err
 
 

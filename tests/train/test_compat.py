@@ -144,7 +144,7 @@ def test_export_checks_the_run_fits_the_data_it_is_checked_on(
     protocol["split"] = {"kind": "fixed", "test_subjects": [2, 6], "val_subjects": [9]}
     leaky = tmp_path / "leaky.yaml"
     leaky.write_text(yaml.safe_dump(protocol))
-    assert main(["export", str(teacher_run), "--data", str(leaky)]) == 1
+    assert main(["export", str(teacher_run), "--data", str(leaky)]) == 2
     err = capsys.readouterr().err
     assert f"harkd export: {teacher_run} does not fit hapt-quick: test subjects: ['6']" in err
     assert not (teacher_run / "model.onnx").exists()
