@@ -10,11 +10,10 @@ Prints accuracy, macro-F1, weighted F1, ECE and per-class F1 per split.
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
-from harkd.config import ConfigError
+from harkd.commands.options import DEFAULT_THREADS, add_threads_option
 from harkd.shipped import config_file
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
@@ -36,9 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="WindowSet cache (default $HARKD_CACHE)"
     )
+    add_threads_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from data_prep.config import load_data_config
     from data_prep.pipeline import prepare
     from harkd.data import Normalizer
@@ -47,18 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from harkd.train.device import resolve_device
     from harkd.train.metrics import evaluate
 
-    try:
-        model, card = load_run_model(args.run_dir)
-        device, note = resolve_device(args.device, what="--device")
-        data, *overrides = args.data
-        ws = prepare(load_data_config(config_file(data), overrides), args.cache_dir, progress=False)
-        channels = check_compatible(card, ws, "evaluate", where=str(args.run_dir))
-    except ConfigError as err:
-        print(f"harkd evaluate: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError, KeyError, pickle.UnpicklingError) as err:
-        print(f"harkd evaluate: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 2
+    torch.set_num_threads(args.threads or DEFAULT_THREADS)
+    model, card = load_run_model(args.run_dir)
+    device, note = resolve_device(args.device, what="--device")
+    data, *overrides = args.data
+    ws = prepare(load_data_config(config_file(data), overrides), args.cache_dir, progress=False)
+    channels = check_compatible(card, ws, "evaluate", where=str(args.run_dir))
     if note:
         print(note, file=sys.stderr)
     model.to(device)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shlex
 import sys
 from pathlib import Path
 
+from harkd.commands.options import DEFAULT_THREADS, add_threads_option
 from harkd.config import ConfigError, RunConfig, TeacherConfig, load_run_config
 from harkd.shipped import config_file
 
@@ -34,6 +34,7 @@ def add_arguments(
         "--cache-dir", type=Path, default=None, help="WindowSet cache (default $HARKD_CACHE)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_option(parser, " (without --threads: the config's train.threads when set)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,35 +44,41 @@ def run(args: argparse.Namespace) -> int:
 def train_command(args: argparse.Namespace, command: str) -> int:
     """Load the config, check its teacher runs and its method, `fit` it, print the summary.
 
-    Exit status 2 for a config that cannot be used (one line, or one per missing teacher),
-    1 for data or training that fails, 0 otherwise.
+    Missing teacher runs are listed one a line with the command that trains each (exit status
+    2); other errors go to `harkd.cli`, which maps them to a line and an exit status.
     """
     if args.config is None:
-        print(f"harkd {command}: give a run config YAML", file=sys.stderr)
+        raise ConfigError("give a run config YAML")
+    cfg = load_run_config(config_file(args.config), args.overrides)
+    threads = training_threads(args.threads, cfg)
+    problems = missing_teachers(cfg, args.config)
+    if problems:
+        print(f"harkd {command}: {args.config}: cannot train yet", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
         return 2
-    try:
-        cfg = load_run_config(config_file(args.config), args.overrides)
-        problems = missing_teachers(cfg, args.config)
-        if problems:
-            print(f"harkd {command}: {args.config}: cannot train yet", file=sys.stderr)
-            for p in problems:
-                print(f"  {p}", file=sys.stderr)
-            return 2
-        from harkd.train.assemble import check_method
-        from harkd.train.loop import fit
+    import torch
 
-        check_method(cfg)
-        result = fit(
-            cfg, run_dir=args.run_dir, progress=not args.no_progress, cache_dir=args.cache_dir
-        )
-    except ConfigError as err:
-        print(f"harkd {command}: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError, KeyError, ArithmeticError, pickle.UnpicklingError) as err:
-        print(f"harkd {command}: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 1
+    from harkd.train.compat import check_runnable
+    from harkd.train.loop import fit
+
+    check_runnable([cfg])
+    torch.set_num_threads(threads)
+    result = fit(
+        cfg, run_dir=args.run_dir, progress=not args.no_progress, cache_dir=args.cache_dir
+    )
     print(result.summary())
     return 0
+
+
+def training_threads(threads: int | None, cfg: RunConfig) -> int:
+    """`--threads`, else the config's `train.threads`, else DEFAULT_THREADS. Both given and
+    different is a ConfigError: the config's value is part of the run's settings."""
+    configured = cfg.train.threads
+    if threads is not None and configured is not None and threads != configured:
+        raise ConfigError(f"--threads {threads}: the config sets train.threads={configured}; "
+                          f"override that instead (train.threads={threads})")
+    return threads or configured or DEFAULT_THREADS
 
 
 def missing_teachers(cfg: RunConfig, config: str) -> list[str]:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harkd.config import RunConfig, validate_run_config
+from harkd.config import ConfigError, RunConfig, validate_run_config
+from harkd.grid.faults import environmental_fault
 from harkd.grid.placement import gpus_per_task
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class RunOutcome:
     worker_s: float = 0.0
     blocked: bool = False
     device: str | None = None
+    #: an environmental fault (full disk, read-only folder; `harkd.grid.faults`), not the run's own
+    fault: str | None = None
 
 
 class Executor(Protocol):
@@ -201,8 +204,9 @@ def execute(task: RunTask) -> RunOutcome:
         if task.latency:
             result.metrics["latency"] = measure_latency(task.run_dir, task.latency)
         return outcome_from_result(task.hash, result, fit_s, time.perf_counter() - t0)
-    except Exception:  # the driver records every failure with its traceback
+    except Exception as err:  # the driver records every failure with its traceback
         return RunOutcome(hash=task.hash, ok=False, error=traceback.format_exc(),
+                          fault=environmental_fault(err),
                           worker_s=time.perf_counter() - t0)
 
 
@@ -300,10 +304,56 @@ class LocalExecutor:
 
 # -- ray ----------------------------------------------------------------------------------------
 
+#: times Ray reruns a task whose worker process died (killed, out of memory, node lost); the
+#: rerun resumes from the run's checkpoint. A run's own error comes back as a failed outcome
+#: (`execute`), which Ray never retries.
+RAY_SYSTEM_RETRIES = 2
+#: the runtime_env variable naming the driver's working directory
+WORKDIR_ENV = "HARKD_WORKDIR"
 
-def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None, placed: str | None,
+
+def worker_environment() -> dict[str, str]:
+    """harkd's environment for Ray workers: the driver's `HARKD_*` variables, its WindowSet
+    cache as an absolute path (the default ./.cache/harkd resolved where the driver runs) and
+    its working directory, so that workers started elsewhere (`ray start` in another folder,
+    without the driver's variables) read and write what the driver would."""
+    from data_prep.cache import ENV_VAR, resolve_cache_dir
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("HARKD_")}
+    env[ENV_VAR] = str(resolve_cache_dir().resolve())
+    env[WORKDIR_ENV] = os.getcwd()
+    return env
+
+
+def connect_ray(address: str | None, num_cpus: int) -> None:
+    """Connect this driver to Ray, with `worker_environment` as the job's runtime_env and the
+    workers' output shown here.
+
+    `address` (`auto`, `host:port`, `ray://...`): that cluster. Without it, the cluster
+    `ray.init()` itself would join (`RAY_ADDRESS`, else the latest `ray start` on this machine)
+    when one runs, else a new local Ray of `num_cpus` CPUs. Resources are declared only when
+    starting one: a running cluster keeps its own.
+    """
+    import ray
+    from ray._private.services import canonicalize_bootstrap_address  # ray.init's own rule
+
+    settings = {"runtime_env": {"env_vars": worker_environment()}, "log_to_driver": True}
+    if address is None and canonicalize_bootstrap_address(None) is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **settings)
+        return
+    try:
+        ray.init(address=address, **settings)  # None: the running cluster ray.init finds
+    except ConnectionError as err:
+        raise ConfigError(
+            f"--address {address or 'auto'}: cannot join a Ray cluster there ({err}); a cluster "
+            "with token authentication (Ray's default) also needs RAY_AUTH_MODE=token and its "
+            "token (~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
+
+
+def _ray_execute(task: RunTask, threads: int, windowset: WindowSet, placed: str | None,
                  *needed: RunOutcome) -> RunOutcome:
-    """A Ray task: set this worker's threads and shared data once, then `execute`.
+    """A Ray task: start in the driver's working directory where this host has it, set this
+    worker's threads and the task's WindowSet (from the object store), then `execute`.
 
     `placed`: `cpu` for a task that asked for no GPU (None: the GPU Ray gave it, which the
     task sees as its first). `needed`: the outcomes of the training nodes still in flight when
@@ -317,6 +367,9 @@ def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None, place
     if failed:
         return RunOutcome(hash=task.hash, ok=False, blocked=True,
                           error=f"blocked: needed node(s) {failed} failed")
+    workdir = os.environ.get(WORKDIR_ENV)
+    if workdir and os.path.isdir(workdir):
+        os.chdir(workdir)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     _given, _placed = windowset, placed
@@ -325,38 +378,55 @@ def _ray_execute(task: RunTask, threads: int, windowset: WindowSet | None, place
 
 class RayExecutor:
     """Each run a Ray task declaring `cpus_per_run` CPUs (torch gets that many threads), and
-    `1 / runs_per_gpu` GPUs when the run wants one (`harkd.grid.placement.gpus_per_task`).
+    `1 / runs_per_gpu` GPUs when the run wants one (`harkd.grid.placement.gpus_per_task`); at
+    most `workers` tasks in flight, whatever the cluster's size.
 
-    With no `address`, starts a local Ray with `num_cpus` CPUs (default: the usable cores) and
-    the GPUs it finds.
+    Connects as `connect_ray` says (a new local Ray gets workers × cpus_per_run CPUs). Each
+    distinct WindowSet the runs need is loaded once by the driver (from the cache the runner
+    warmed), put into the object store and handed to every task that trains on it;
+    `windowset`: the one every run trains on. A task whose worker dies is retried
+    `RAY_SYSTEM_RETRIES` times.
     """
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None,
-                 cpus_per_run: int = 1, windowset: WindowSet | None = None,
-                 runs_per_gpu: int = 1) -> None:
+    def __init__(self, address: str | None = None, workers: int = 1, cpus_per_run: int = 1,
+                 windowset: WindowSet | None = None, runs_per_gpu: int = 1) -> None:
         import ray
 
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         t0 = time.perf_counter()
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=num_cpus or available_cores(), include_dashboard=False,
-                         log_to_driver=False)
+            connect_ray(address, workers * cpus_per_run)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < cpus_per_run:
-            raise RuntimeError(f"Ray cluster has {cpus} CPUs; each run needs {cpus_per_run}")
-        self.slots = cpus // cpus_per_run
+            if self._owns:
+                ray.shutdown()
+            raise ConfigError(f"--cpus-per-run {cpus_per_run}: the Ray cluster has {cpus} CPUs")
+        self.slots = workers
         self.gpus = float(ray.cluster_resources().get("GPU", 0))
         self.runs_per_gpu = runs_per_gpu
         self.orders_dependencies = True
         self._threads = cpus_per_run
-        self._remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_execute)
-        self._data = ray.put(windowset) if windowset is not None else None
+        self._remote = ray.remote(num_cpus=cpus_per_run, max_retries=RAY_SYSTEM_RETRIES,
+                                  retry_exceptions=False)(_ray_execute)
+        self._given = ray.put(windowset) if windowset is not None else None
+        self._data: dict[str, Any] = {}  # data_key -> the WindowSet's object ref
         self._refs: dict[Any, str] = {}
         self.startup_s = time.perf_counter() - t0
+
+    def _data_for(self, task: RunTask) -> Any:
+        """The object ref of the WindowSet the task trains on (put on first use)."""
+        if self._given is not None:
+            return self._given
+        cfg = validate_run_config(task.config, source=f"run {task.hash}")
+        key = data_key(cfg)
+        if key not in self._data:
+            from harkd.data import load_windowset
+
+            self._data[key] = self._ray.put(load_windowset(cfg))
+        return self._data[key]
 
     def submit(self, task: RunTask) -> None:
         in_flight = {h: ref for ref, h in self._refs.items()}
@@ -364,7 +434,7 @@ class RayExecutor:
         gpus = gpus_per_task(task.config, self.gpus, self.runs_per_gpu)
         remote = self._remote.options(num_gpus=gpus) if gpus else self._remote
         placed = None if gpus else "cpu"
-        ref = remote.remote(task, self._threads, self._data, placed, *needed)
+        ref = remote.remote(task, self._threads, self._data_for(task), placed, *needed)
         self._refs[ref] = task.hash
 
     def wait(self, timeout: float) -> list[RunOutcome]:
@@ -376,7 +446,7 @@ class RayExecutor:
             run_hash = self._refs.pop(ref)
             try:
                 out.append(self._ray.get(ref))
-            except Exception as err:  # worker crash, OOM kill, lost node
+            except Exception as err:  # its worker died once more than retried, or node lost
                 out.append(RunOutcome(hash=run_hash, ok=False,
                                       error=f"Ray task failed: {type(err).__name__}: {err}"))
         return out
@@ -385,6 +455,7 @@ class RayExecutor:
         for ref in self._refs:
             self._ray.cancel(ref, force=True)
         self._refs.clear()
+        self._data.clear()
         if self._owns:
             self._ray.shutdown()
 
@@ -394,15 +465,15 @@ def make_executor(kind: str, workers: int = 1, windowset: WindowSet | None = Non
                   threads: int | None = None, devices: list[str] | None = None,
                   runs_per_gpu: int = 1) -> Executor:
     """`local` with `workers` processes of `threads` torch threads (default cores // workers),
-    or one process per entry of `devices`, pinned to it; or `ray` (a local Ray of
-    workers × cpus_per_run CPUs without `address`, at least one worker per entry of
-    `devices`; each task gets cpus_per_run threads and, when its run wants a GPU,
-    1 / runs_per_gpu GPUs)."""
+    or one process per entry of `devices`, pinned to it; or `ray` with at most `workers` tasks
+    in flight (at least one per entry of `devices`), on the cluster `connect_ray` finds or
+    starts; each task gets cpus_per_run threads and, when its run wants a GPU, 1 / runs_per_gpu
+    GPUs)."""
     if kind == "local":
         return LocalExecutor(workers=workers, windowset=windowset, threads=threads,
                              devices=devices)
     if kind == "ray":
-        num_cpus = None if address else max(workers, len(devices or ())) * cpus_per_run
-        return RayExecutor(address=address, num_cpus=num_cpus, cpus_per_run=cpus_per_run,
-                           windowset=windowset, runs_per_gpu=runs_per_gpu)
+        return RayExecutor(address=address, workers=max(workers, len(devices or ())),
+                           cpus_per_run=cpus_per_run, windowset=windowset,
+                           runs_per_gpu=runs_per_gpu)
     raise ValueError(f"unknown executor {kind!r}; executors: {list(EXECUTORS)}")
