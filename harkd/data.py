@@ -127,15 +127,17 @@ class WindowLoader:
         return len(self.x)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in self.batch_positions():
+            yield self.x[idx], self.y[idx]
+
+    def batch_positions(self) -> Iterator[torch.Tensor | slice]:
+        """Each batch's window positions in the split (a slice without `shuffle`), in this
+        epoch's order: what a trainer uses to look up other per-window data (subjects)."""
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
             order_t = torch.from_numpy(order).to(self.x.device)
         for lo, hi in batch_bounds(len(self.x), self.batch_size):
-            if self.shuffle:
-                idx = order_t[lo:hi]
-                yield self.x[idx], self.y[idx]
-            else:
-                yield self.x[lo:hi], self.y[lo:hi]
+            yield order_t[lo:hi] if self.shuffle else slice(lo, hi)
 
 
 class PoolLoader:

@@ -21,6 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
+from data_prep.windowset import WindowSet
 from harkd.models.base import HARModel, ModelOutput
 
 
@@ -33,7 +34,11 @@ class Batch:
     y_soft: [B, K] label distribution (one-hot unless a mixing augmenter changed it);
     x_teacher: the input the teachers see when it differs from `x` (e.g. un-augmented);
     x_pool: [B', C_all, T] unlabelled pool windows drawn with this batch, for a method whose
-    params say `pool: true` (augmented like `x`); x_pool_teacher: what the teachers see of them.
+    params say `pool: true` (augmented like `x`); x_pool_teacher: what the teachers see of them;
+    index: [B] each window's position in the training split (0 .. `DistillContext.train_windows`
+    - 1), for a method that keeps per-window state (CRD's memory bank); None where the batch
+    was not cut from the training split. subject: [B] each window's subject, as its position
+    in `DistillContext.train_subjects` (TASKED's subject discriminator), None likewise.
     """
 
     x: torch.Tensor
@@ -42,6 +47,8 @@ class Batch:
     x_teacher: torch.Tensor | None = None
     x_pool: torch.Tensor | None = None
     x_pool_teacher: torch.Tensor | None = None
+    index: torch.Tensor | None = None
+    subject: torch.Tensor | None = None
 
     @property
     def teacher_x(self) -> torch.Tensor:
@@ -80,15 +87,24 @@ class FrozenTeacher(ViewModel):
     def forward(self, x_full: torch.Tensor) -> ModelOutput:
         return super().forward(x_full)
 
+    def with_input_grad(self, x_full: torch.Tensor) -> ModelOutput:
+        """The teacher's output with gradients flowing to its input (its parameters stay
+        frozen): for a method that optimises what the teacher sees, e.g. a generator."""
+        return super().forward(x_full)
+
 
 @dataclass(frozen=True)
 class DistillContext:
-    """What a method may need to build its own modules: the data's shape and channel groups."""
+    """What a method may need to build its own modules: the data's shape and channel groups,
+    how many training windows `Batch.index` ranges over (0 where batches carry no index) and
+    the training subjects `Batch.subject` numbers (sorted; empty where batches carry none)."""
 
     num_classes: int
     window: int
     groups: dict[str, list[int]]
     label_names: list[str]
+    train_windows: int = 0
+    train_subjects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,23 @@ class ValidationSplit:
             model(self.x[i:i + batch_size].to(device)).logits.float().cpu()
             for i in range(0, len(self.x), batch_size)
         ])
+
+
+@dataclass(frozen=True)
+class GeneratedWindows:
+    """Windows a generative method made, saved beside the run for inspection.
+
+    x: [N, C_all, T] normalised windows; y: [N] the class each was made for (or the teacher's
+    prediction where the generator is unconditional); kept: [N] whether the method trains on
+    it (its filter); teacher_probs: [N, K] the teacher's softmax on it; counts: totals the
+    method kept while training (how many it made and how many its filter kept).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    kept: np.ndarray
+    teacher_probs: np.ndarray
+    counts: Mapping[str, int] = field(default_factory=dict)  # e.g. made / kept during training
 
 
 @dataclass(frozen=True)
@@ -155,12 +188,14 @@ class Example:
     """A small working setting of a method, which the tests build on data that has its groups.
 
     teachers: teacher name -> the channel groups it sees; student_view: the student's groups;
-    params: the method's `distill.params`.
+    params: the method's `distill.params`; teacher_model: the registered model the teachers
+    are built as (one with the features the method reads).
     """
 
     teachers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     student_view: tuple[str, ...] = ("acc",)
+    teacher_model: str = "cnn1d"
 
     def groups(self) -> set[str]:
         """The channel groups the data must have."""
@@ -177,6 +212,9 @@ class Distiller(nn.Module):
     """
 
     method: ClassVar[str] = ""
+    #: a data-free method never receives a training window: its batches carry only their size
+    #: (`Batch.x` is [B, C_all, 0], `y` is -1, `y_soft` zero)
+    data_free: ClassVar[bool] = False
     params_model: ClassVar[type[MethodParams]] = MethodParams
     teacher_count: ClassVar[tuple[int, int | None]] = (0, None)
     example: ClassVar[Example] = Example()
@@ -241,6 +279,18 @@ class Distiller(nn.Module):
         there (`validation_use`), as model selection reads the same windows. Default: nothing.
         """
         return {}
+
+    @classmethod
+    def training_set(cls, ws: WindowSet, params: MethodParams) -> WindowSet:  # noqa: ARG003
+        """The WindowSet whose train split the batches are cut from, given the typed params
+        (the normalisation stays the full training split's). Default: `ws`; single-recording
+        KD keeps one recording's windows."""
+        return ws
+
+    def generated_windows(self) -> GeneratedWindows | None:
+        """Windows to save with the run (`generated.npz`, plotted beside real ones in
+        `generated.png`) by a method that makes them. Default: None."""
+        return None
 
     def stages(self) -> list[Stage]:
         return [Stage("main")]

@@ -1,6 +1,7 @@
 """Loss terms shared by the distillation methods (pure functions of tensors).
 
-- `soft_cross_entropy`: CE against a label distribution (one-hot, or mixed by mixup/cutmix).
+- `soft_cross_entropy` (`_rows`: per sample): CE against a label distribution (one-hot, or
+  mixed by mixup/cutmix).
 - `kd_kl`: Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network" (arXiv
   1503.02531, 2015): T^2 * KL(p_t^T || p_s^T), averaged over the batch.
 - `normalized_distance`, `cosine_distance`, `abs_cosine`: the factor losses of IE-KD (Huang et al.,
@@ -25,7 +26,12 @@ import torch.nn.functional as F
 
 def soft_cross_entropy(logits: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -sum_k y_k log softmax(logits)_k (logits, y_soft: [B, K])."""
-    return -(y_soft * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    return soft_cross_entropy_rows(logits, y_soft).mean()
+
+
+def soft_cross_entropy_rows(logits: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
+    """Per sample -sum_k y_k log softmax(logits)_k: [B, K] -> [B]."""
+    return -(y_soft * F.log_softmax(logits, dim=1)).sum(dim=1)
 
 
 def kd_kl(

@@ -11,13 +11,16 @@ and 6 classes.
 
 The layers are called one by one (for the per-layer features), so nn.TransformerEncoder's
 nested-tensor path never runs. nn.TransformerEncoderLayer's fused inference fast path does not
-export to ONNX (it lowers to one `_transformer_encoder_layer_fwd` op): `forward` disables it
-while `torch.onnx` traces the model, and the plain path computes the same function.
+export to ONNX (it lowers to one `_transformer_encoder_layer_fwd` op): `forward` runs the layers
+under `exportable_attention()`, which disables it while `torch.onnx` traces the model, and the
+plain path computes the same function.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -44,6 +47,20 @@ def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
     return pe
+
+
+@contextmanager
+def exportable_attention() -> Iterator[None]:
+    """Attention layers' fused inference fast path off while torch.onnx traces (module
+    docstring); restored on leaving."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    try:
+        if exporting:
+            torch.backends.mha.set_fastpath_enabled(False)
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 @register_model("transformer", role="teacher")
@@ -135,16 +152,10 @@ class TransformerHAR(HARModel):
             h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1)
         h = self.dropout(h + self.pos)
         feats: dict[str, torch.Tensor] = {}
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-        try:
-            if exporting:
-                torch.backends.mha.set_fastpath_enabled(False)
+        with exportable_attention():
             for i, layer in enumerate(self.layers):
                 h = layer(h)
                 feats[f"stage{i + 1}"] = self._tokens_to_map(h)
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
         h = self.norm(h)
         feats["final"] = self._tokens_to_map(h)
         emb = h[:, 0] if self.cls is not None else h.mean(dim=1)

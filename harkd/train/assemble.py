@@ -5,8 +5,9 @@
 config always starts from the same weights, on any device): the model on its view, the frozen
 teachers from their run directories (each card checked against the config and, by
 `check_compatible`, against the data), the Distiller, the augmentation policy, the training
-batches and the validation windows that select the model. The Distiller (teachers included),
-the training and pool windows and the validation windows then move to the run's device
+batches (of the windows the method's `training_set` keeps) and the validation windows that
+select the model. The Distiller (teachers included), the training and pool windows and the
+validation windows then move to the run's device
 (`harkd.train.device`) once, so batches are cut there; the augmentation generator stays on the
 CPU (its random numbers are the same on every device).
 
@@ -29,6 +30,7 @@ from harkd.data import (
     Normalizer,
     PoolLoader,
     WindowLoader,
+    batch_bounds,
     make_loader,
     make_pool_loader,
     view_channels,
@@ -44,7 +46,7 @@ from harkd.distill.base import (
 )
 from harkd.models.base import build_model
 from harkd.train.checkpoint import load_run_model
-from harkd.train.compat import check_compatible
+from harkd.train.compat import check_compatible, check_trainable
 from harkd.train.device import check_amp, resolve_device
 from harkd.train.runcard import RunCard, read_card
 from harkd.train.seeding import seed_everything
@@ -64,9 +66,12 @@ class BatchSource:
     `Batch`: labels one-hot as `y_soft`, then the augmentation policy with this source's own
     seeded generator (the teachers get the clean windows with `teacher_input: clean`), then
     the class weights scale the columns of `y_soft` (which makes every cross-entropy against
-    it the class-weighted one). With a `pool` loader, each batch also carries the next batch of
+    it the class-weighted one); each batch carries its windows' positions in the training
+    split (`Batch.index`) and, given `subject` (one id per training window), their subjects
+    (`Batch.subject`). With a `pool` loader, each batch also carries the next batch of
     unlabelled pool windows, through the same augmentation (the pool's order depends only on
-    the seed and the epoch, so a resumed run sees the same pool batches).
+    the seed and the epoch, so a resumed run sees the same pool batches). With `data_free` (a
+    data-free method), the batches carry only their size and nothing of the training windows.
     """
 
     def __init__(
@@ -78,11 +83,14 @@ class BatchSource:
         class_weights: torch.Tensor | None,
         seed: int,
         pool: PoolLoader | None = None,
+        subject: torch.Tensor | None = None,
+        data_free: bool = False,
     ) -> None:
         self.loader, self.num_classes, self.policy = loader, num_classes, policy
         self.clean_teacher_input, self.class_weights = clean_teacher_input, class_weights
         self.generator = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)
-        self.pool = pool
+        self.pool, self.subject = pool, subject
+        self.data_free = data_free
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -99,11 +107,28 @@ class BatchSource:
         if self.pool is not None:
             self.pool.set_epoch(epoch)
             pool = iter(self.pool)
-        for x, y in self.loader:
-            batch = self.batch(x, y)
+        if self.data_free:
+            yield from self._sizes_only()
+            return
+        positions = torch.arange(self.loader.n_windows, device=self.loader.x.device)
+        for pos in self.loader.batch_positions():
+            batch = self.batch(self.loader.x[pos], self.loader.y[pos])
+            batch.index = positions[pos]
+            if self.subject is not None:
+                batch.subject = self.subject[pos]
             if pool is not None:
                 batch.x_pool, batch.x_pool_teacher = self._augmented(next(pool))
             yield batch
+
+    def _sizes_only(self) -> Iterator[Batch]:
+        """A data-free method's batches: as many and as large as the training split's, carrying
+        nothing of it (`x` [B, C, 0], `y` -1, `y_soft` zero; `Distiller.data_free`)."""
+        x = self.loader.x
+        for lo, hi in batch_bounds(self.loader.n_windows, self.loader.batch_size):
+            n = hi - lo
+            y = torch.full((n,), -1, dtype=torch.long, device=x.device)
+            y_soft = x.new_zeros(n, self.num_classes)
+            yield Batch(x=x.new_empty(n, x.shape[1], 0), y=y, y_soft=y_soft)
 
     def _augmented(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Unlabelled windows through the policy (labels unused), and the teachers' input."""
@@ -152,6 +177,7 @@ def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) 
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed, tc.deterministic)
+    check_trainable(ws)
     window = int(ws.X.shape[-1])
     channels = view_channels(ws, cfg.model.view)
     try:
@@ -160,7 +186,11 @@ def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) 
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"model: {err.args[0] if err.args else err}") from None
-    context = DistillContext(ws.num_classes, window, ws.groups, ws.label_names)
+    train_ws = training_set(cfg, ws)
+    subjects, subject_ids = train_subjects(train_ws)
+    context = DistillContext(
+        ws.num_classes, window, ws.groups, ws.label_names, len(subject_ids), subjects
+    )
     teachers = load_teachers(cfg, ws)
     try:
         distiller = build_distiller(
@@ -171,7 +201,7 @@ def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) 
     distiller.to(device)
     normalizer = Normalizer.from_windowset(ws)
     loader = make_loader(
-        ws, "train", tc.batch_size, shuffle=True, seed=tc.seed, normalizer=normalizer
+        train_ws, "train", tc.batch_size, shuffle=True, seed=tc.seed, normalizer=normalizer
     )
     pool = make_pool_loader(ws, tc.batch_size, tc.seed, normalizer) if distiller.uses_pool else None
     batches = BatchSource(
@@ -182,12 +212,31 @@ def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) 
         class_weights(ws).to(device) if tc.class_weights else None,
         tc.seed,
         pool.to(device) if pool is not None else None,
+        subject_ids.to(device),
+        data_free=distiller.data_free,
     )
     val = ws.mask("val")
     if not val.any():
         raise ValueError("the validation split is empty: model selection needs it")
     val_x = normalizer(ws.X[val]).to(device)
     return Run(cfg, ws, channels, distiller, normalizer, batches, val_x, ws.y[val], device)
+
+
+def training_set(cfg: RunConfig, ws: WindowSet) -> WindowSet:
+    """The WindowSet the training batches are cut from: the method's choice
+    (`Distiller.training_set`, e.g. one recording), by default `ws`."""
+    try:
+        cls = distiller_class(cfg.distill.method)
+        return cls.training_set(ws, cls.check_config(cfg.distill.params, list(cfg.teachers)))
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"distill: {err.args[0]}") from None
+
+
+def train_subjects(ws: WindowSet) -> tuple[tuple[str, ...], torch.Tensor]:
+    """The training subjects (sorted) and each training window's position among them."""
+    subject = ws.subject[ws.mask("train")].astype(str)
+    names, ids = np.unique(subject, return_inverse=True)
+    return tuple(names.tolist()), torch.as_tensor(ids, dtype=torch.long)
 
 
 def check_method(cfg: RunConfig) -> None:

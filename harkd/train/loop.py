@@ -45,6 +45,7 @@ from harkd.train.checkpoint import (
     with_prefix,
 )
 from harkd.train.device import autocast, resolve_device
+from harkd.train.generated import save_generated
 from harkd.train.metrics import classification_metrics, macro_f1, predict
 from harkd.train.plots import confusion_csv, plot_confusion, plot_curve
 from harkd.train.result import RunResult
@@ -386,6 +387,12 @@ class _Fitter:
             f"{cfg.name}: test (macro-F1 {metrics['test']['macro_f1']:.3f})",
         )
         plot_curve(s.history, self.rd.curve, f"{cfg.name} ({cfg.distill.method})")
+        generated = self.distiller.generated_windows()
+        if generated is not None:  # a generative method's windows, beside real ones
+            train = ws.mask("train")
+            save_generated(self.rd, generated, self.run.normalizer(ws.X[train]).numpy(),
+                           ws.y[train], labels, self.run.channels,
+                           [ws.meta["channels"][c] for c in self.run.channels])
         atomic_write_json(self.rd.metrics, result.to_dict())  # last: marks the run finished
         return result
 

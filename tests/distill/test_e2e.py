@@ -143,18 +143,19 @@ def data_with(
 
 @pytest.fixture(scope="module")
 def teacher_run_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """A small cnn1d trained for 1 epoch on (protocol, WindowSet) and a view (once each)."""
+    """A small teacher (cnn1d unless named) trained for 1 epoch on (protocol, WindowSet) and a
+    view (once each)."""
     from harkd.train.loop import fit
 
-    runs: dict[tuple[str, tuple[str, ...]], Path] = {}
+    runs: dict[tuple[str, tuple[str, ...], str], Path] = {}
     root = tmp_path_factory.mktemp("teachers")
 
-    def run(config: Path, ws: WindowSet, view: tuple[str, ...]) -> Path:
-        key = (config.stem, tuple(view))
+    def run(config: Path, ws: WindowSet, view: tuple[str, ...], name: str = "cnn1d") -> Path:
+        key = (config.stem, tuple(view), name)
         if key not in runs:
-            model = {"name": "cnn1d", "view": list(view), "params": TINY_TEACHER}
+            model = {"name": name, "view": list(view), "params": TINY_TEACHER}
             cfg = small_run_config("none", root, model=model, data=str(config))
-            runs[key] = root / f"{key[0]}-{'+'.join(view)}"
+            runs[key] = root / f"{key[0]}-{'+'.join(view)}-{name}"
             fit(cfg, ws=ws, run_dir=runs[key], progress=False)
         return runs[key]
 
@@ -170,15 +171,16 @@ def test_every_method_runs_end_to_end(
     tmp_path: Path,
 ) -> None:
     """Each registered method through `fit` on the example it declares: its teachers are small
-    cnn1d runs on the example's views, on data that has the example's channel groups."""
+    runs of the example's teacher model on its views, on data that has its channel groups."""
     from harkd.train.loop import fit
     from harkd.train.runcard import read_card
 
     example = distiller_class(method).example
     config, ws = data_with(example.groups())
+    model = example.teacher_model
     teachers = {
-        name: {"name": "cnn1d", "view": list(view), "params": TINY_TEACHER,
-               "run_dir": str(teacher_run_for(config, ws, view))}  # fmt: skip
+        name: {"name": model, "view": list(view), "params": TINY_TEACHER,
+               "run_dir": str(teacher_run_for(config, ws, view, model))}  # fmt: skip
         for name, view in example.teachers.items()
     }
     cfg = small_run_config(

@@ -28,7 +28,12 @@ NEEDED = set().union(*(c.example.groups() for c in METHODS.values()))
 GROUP_NAMES = ["acc", "gyro", *sorted(NEEDED - {"acc", "gyro"})]
 GROUPS = {g: [3 * i, 3 * i + 1, 3 * i + 2] for i, g in enumerate(GROUP_NAMES)}
 N_CHANNELS = 3 * len(GROUPS)
-CTX = DistillContext(num_classes=4, window=64, groups=GROUPS, label_names=list("abcd"))
+#: the batches of `batch()` index 12 training windows (a memory-bank method sizes its bank by it)
+#: of three training subjects
+CTX = DistillContext(
+    num_classes=4, window=64, groups=GROUPS, label_names=list("abcd"), train_windows=12,
+    train_subjects=("s1", "s2", "s3"),
+)
 SMALL_TEACHER = {"widths": [8, 16], "kernel": 3}
 #: each registered method with its example's params, plus variants of some (case -> method, params)
 CASES = {name: (name, {}) for name in METHODS} | {
@@ -45,14 +50,17 @@ def channels(view: tuple[str, ...] | list[str]) -> list[int]:
 
 
 def make(case: str, seed: int = 0, **params: object) -> Distiller:
-    """The method of `case` on its example: small cnn1d teachers on the example's views."""
+    """The method of `case` on its example: small teachers (the example's model, cnn1d unless
+    it says) on the example's views."""
     torch.manual_seed(seed)
     method, variant = CASES[case]
     example = METHODS[method].example
     view = channels(example.student_view)
     student = ViewModel(build_model("tiny_xs", len(view), 4, 64), view)
     teachers = {
-        name: FrozenTeacher(build_model("cnn1d", 3 * len(v), 4, 64, **SMALL_TEACHER), channels(v))
+        name: FrozenTeacher(
+            build_model(example.teacher_model, 3 * len(v), 4, 64, **SMALL_TEACHER), channels(v)
+        )
         for name, v in example.teachers.items()
     }
     return build_distiller(method, student, teachers, CTX, {**example.params, **variant, **params})
@@ -63,7 +71,7 @@ def batch(seed: int = 0, n: int = 12) -> Batch:
     x = torch.randn(n, N_CHANNELS, 64, generator=g)
     y = torch.randint(0, 4, (n,), generator=g)
     y_soft = torch.nn.functional.one_hot(y, 4).float()
-    return Batch(x=x, y=y, y_soft=y_soft)
+    return Batch(x=x, y=y, y_soft=y_soft, index=torch.arange(n), subject=torch.arange(n) % 3)
 
 
 def test_the_registered_methods() -> None:
@@ -172,7 +180,7 @@ def test_frozen_teacher_unchanged_after_steps(method: str) -> None:
             opt.step()
         after_s = list(d.student.parameters())
         moved = any(not torch.equal(a, b) for a, b in zip(student_before, after_s, strict=True))
-        assert moved == (stage.name != "ae")
+        assert moved == stage.selects_model  # stages that select no model train other modules
     after = {k: v for t in d.teachers.values() for k, v in t.state_dict().items()}
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included

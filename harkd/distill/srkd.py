@@ -1,0 +1,119 @@
+"""`srkd`: single-recording distillation, the 1-D analogue of Asano & Saeed, "Extrapolating from
+a Single Image to a Thousand Classes using Distillation" (ICLR 2023; the paper's audio
+experiment is the closest precedent; its public code was not copied).
+
+The student learns from one recording only: `training_set` keeps the training windows of one
+recording (`subject` and `session`; by default the training recording with the most windows,
+`seconds` keeping only its first seconds for a study of the recording's length) and drops
+every other training window, so the batches are cut from it alone. The run's augmentation
+policy does the rest, and should be heavy: crops (`window_slice`), warps (`timewarp`,
+`magwarp`), rotations and mixing (`mixup`, `cutmix`) from `harkd.augment`
+(configs/distill/srkd.yaml). The teacher sees the same augmented windows (`augment.teacher_input:
+same`), and its softened outputs on them are the only training signal:
+
+    L = T^2 KL(p_t^T(x~) || p_s^T(x~)),   x~ an augmented crop of the recording,
+
+labels unused. The student is evaluated on the real test subjects as every run is.
+
+Departures: a recording here is the labelled, windowed part of one session (what `data_prep`
+keeps of it after the purity and null-class rules), not the raw stream; the paper's crops of a
+large image become augmented windows of a 1-D signal; the validation windows select the model
+unless `train.selection: last`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from data_prep.windowset import WindowSet
+from harkd.distill.base import (
+    Batch,
+    DistillContext,
+    Distiller,
+    Example,
+    FrozenTeacher,
+    MethodParams,
+    ViewModel,
+    register_distiller,
+    select_teacher,
+)
+from harkd.distill.losses import kd_kl
+
+
+class SRKDParams(MethodParams):
+    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
+    temperature: float = Field(4.0, gt=0, description="softmax temperature T")
+    subject: str | None = Field(None, description="the recording's subject (default: the "
+                                "training recording with the most windows)")
+    session: str | None = Field(None, description="the recording's session (default: the "
+                                "subject's training recording with the most windows)")
+    seconds: float | None = Field(None, gt=0, description="keep only the recording's first "
+                                  "seconds (default: all of it)")
+
+
+def pick_recording(ws: WindowSet, p: SRKDParams) -> int:
+    """Index (into `meta["recordings"]`) of the training recording `p` names."""
+    recordings = ws.meta["recordings"]
+    ids, counts = np.unique(ws.recording[ws.mask("train")], return_counts=True)
+    names = [f"{recordings[i]['subject']}/{recordings[i]['session']}" for i in ids]
+    fits = [
+        (int(n), int(i)) for i, n in zip(ids, counts, strict=True)
+        if (p.subject is None or str(recordings[i]["subject"]) == p.subject)
+        and (p.session is None or str(recordings[i]["session"]) == p.session)
+    ]
+    if not fits:
+        raise ValueError(
+            f"method 'srkd': no training recording has subject={p.subject!r} "
+            f"session={p.session!r} (distill.params); training recordings: {names}"
+        )
+    return max(fits, key=lambda f: (f[0], -f[1]))[1]  # most windows, then the first
+
+
+@register_distiller("srkd")
+class SRKD(Distiller):
+    """Single-recording KD (after Asano & Saeed 2023): one augmented recording, teacher outputs."""
+
+    params_model = SRKDParams
+    params: SRKDParams
+    teacher_count = (1, None)
+    example = Example(teachers={"t": ("acc", "gyro")})
+
+    def __init__(
+        self,
+        student: ViewModel,
+        teachers: Mapping[str, FrozenTeacher],
+        context: DistillContext,
+        params: Mapping[str, Any],
+    ) -> None:
+        super().__init__(student, teachers, context, params)
+        self.teacher_name = select_teacher(teachers, self.params.teacher, "srkd")
+
+    @classmethod
+    def training_set(cls, ws: WindowSet, params: SRKDParams) -> WindowSet:
+        """Only the training windows of the one recording (module docstring)."""
+        rec = pick_recording(ws, params)
+        keep = ws.mask("train") & (ws.recording == rec)
+        if params.seconds is not None:
+            first = ws.start[keep].min()
+            span = params.seconds * float(ws.meta["rate_hz"])
+            keep &= ws.start + ws.X.shape[-1] <= first + span
+            if not keep.any():
+                raise ValueError(
+                    f"method 'srkd': distill.params.seconds={params.seconds} is shorter than "
+                    f"one window ({ws.X.shape[-1] / float(ws.meta['rate_hz'])} s)"
+                )
+        return WindowSet(X=ws.X[keep], y=ws.y[keep], subject=ws.subject[keep],
+                         recording=ws.recording[keep], start=ws.start[keep],
+                         split=ws.split[keep], meta=ws.meta)
+
+    def forward_train(
+        self, batch: Batch, epoch: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = self.student(batch.x).logits
+        t_logits = self.teachers[self.teacher_name](batch.teacher_x).logits
+        return logits, {"kd": kd_kl(logits, t_logits, self.params.temperature)}
