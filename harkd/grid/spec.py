@@ -26,6 +26,7 @@ A spec YAML (configs/grids/*.yaml) reads::
         method=iekd: {distill.params.ae_epochs: 1}   # only for cells with method iekd
         nodes: {train.epochs: 2}                     # every training node
         node=teacher: {train.patience: null}         # one training node
+        select: {seed: ["0"], augment: [none]}       # keep only these labels (fewer cells)
     latency: {threads: 1, runs: 500}     # optional: export each cell to ONNX and time it
 
 **Cells.** An axis is a dotted RunConfig key or one of `ALIASES`. A value is either the value
@@ -39,7 +40,8 @@ plus the cells of each `include` rule (a partial assignment whose missing axes r
 their values; values may lie outside the axis). In a rule, a list means "any of these values"
 (write `[[a, b]]` for the list value `[a, b]`). Cells whose resolved configs are identical are
 merged (counted). A profile (`--profile NAME`) sets dotted keys on every cell after the axes;
-`axis=label: {...}` only on the cells with that label.
+`axis=label: {...}` only on the cells with that label; `select: {axis: [label, ...]}` keeps only
+those labels of an axis (as `--select` does), so a profile can be a smaller study.
 
 **Training nodes.** Wherever a config names a teacher's finished run directory, the teacher
 may instead be a training node: `{from: NAME}` (an entry of `nodes:`, optionally with more
@@ -77,10 +79,12 @@ from harkd.config import (
     read_run_config,
     validate_run_config,
 )
+from harkd.train.compat import check_runnable
 
 #: friendly axis names -> dotted RunConfig keys
 ALIASES: dict[str, str] = {
     "augment": "augment.policy",
+    "teacher_input": "augment.teacher_input",
     "method": "distill.method",
     "student": "model.name",
     "teachers": "teachers",
@@ -97,6 +101,8 @@ DEFAULT_INHERIT = ("data", "data_overrides")
 REPLACED_BY_NODE = {"name", "view", "params", "run_dir"}
 #: profile keys that address training nodes instead of cells
 NODES_KEY, NODE_PREFIX = "nodes", "node="
+#: the profile key that keeps only some labels of some axes
+SELECT_KEY = "select"
 
 
 class _SpecFile(BaseModel):
@@ -183,6 +189,7 @@ class Expansion:
 class _Profile:
     cells: list[tuple[tuple[int, str] | None, str, Any]] = field(default_factory=list)
     nodes: dict[str | None, dict[str, Any]] = field(default_factory=dict)
+    select: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -227,6 +234,14 @@ class GridSpec:
     def expand(self, profile: str | None = None) -> Expansion:
         """All runs of the graph under `profile` (None: the spec's settings as written)."""
         settings = self._profile(profile)
+        if settings.select:  # axis positions are kept, so the profile's conditions still hold
+            # labels a --select already removed are left out (each was checked at load time)
+            kept = {name: [lb for lb in labels if self.axis(name).find(lb)] or labels
+                    for name, labels in settings.select.items()}
+            return dataclasses.replace(self.select(kept), profiles={})._expand(settings, profile)
+        return self._expand(settings, profile)
+
+    def _expand(self, settings: _Profile, profile: str | None) -> Expansion:
         for name in self.nodes:  # every node resolves (no cycle, no dangling name) even unused
             self._node({"from": name}, self.base, settings, f"nodes.{name}", (), {})
         product = list(itertools.product(*(a.values for a in self.axes)))
@@ -251,6 +266,7 @@ class GridSpec:
             GridRun(index=i, axes=r.axes, config=r.config, hash=r.hash, kind=r.kind, deps=r.deps)
             for i, r in enumerate([*nodes.values(), *cells])
         ]
+        check_runnable([r.config for r in runs], self.source)  # what training would refuse
         return Expansion(
             runs=runs,
             product=len(product),
@@ -274,6 +290,14 @@ class GridSpec:
             )
         for key, value in self.profiles[profile].items():
             where = f"profiles.{profile}.{key}"
+            if key == SELECT_KEY:
+                if not isinstance(value, Mapping) or not all(
+                        isinstance(v, list) for v in value.values()):
+                    raise ConfigError(f"{self.source}: {where} must map axis names to lists of "
+                                      "labels")
+                out.select = {str(k): [_label_of(v) for v in labels]
+                              for k, labels in value.items()}
+                continue
             if key == NODES_KEY or key.startswith(NODE_PREFIX):
                 name = key[len(NODE_PREFIX):] if key.startswith(NODE_PREFIX) else None
                 if name is not None and name not in self.nodes:

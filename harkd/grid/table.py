@@ -2,16 +2,16 @@
 
 One row per cell run of the store: `run_id` (the run's hash), `status`, one column per axis
 (the labels as stored), the run's metrics flattened to dotted scalar columns (`test.macro_f1`,
-`val.accuracy`, `latency.p50_us`, ...; lists such as per-class F1 and confusion matrices stay
-in the store), `n_params`, `wall_s`, `attempts`, `host`, `code_version`, the last line of its
-error, and `timings.*`. Training nodes (teachers the cells need) are not cells; the table's
-`about` lines count them.
+`val.accuracy`, `latency.p50_us`, `test.per_class_f1.<class>`, ...; lists such as confusion
+matrices stay in the store), `n_params`, `wall_s`, `attempts`, `host`, `code_version`, the last
+line of its error, and `timings.*`. Training nodes (teachers the cells need) are not cells;
+the table's `about` lines count them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class GridTable:
     heatmap: tuple[str, str] | None
     title: str
     about: list[str]
+    keys: dict[str, str] = field(default_factory=dict)  # axis name -> its dotted config key
 
 
 def grid_table(grid_dir: str | Path) -> GridTable:
@@ -74,6 +75,7 @@ def grid_table(grid_dir: str | Path) -> GridTable:
         about=[f"spec: `{meta.get('source', '?')}`, profile: `{meta.get('profile') or 'none'}`",
                f"grid dir: `{grid_dir}`",
                f"training nodes (not cells, not in the tables): {len(rows) - len(cells)}"],
+        keys=keys,
     )
 
 

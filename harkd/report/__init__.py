@@ -44,6 +44,7 @@ class ReportFiles:
     summary_csv: Path
     comparisons_csv: Path
     pngs: list[Path] = field(default_factory=list)
+    analyses: list[Path] = field(default_factory=list)  # further tables (augmentation.md, ...)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,32 @@ def f1_latency(rows: Sequence[dict[str, Any]], path: str | Path) -> int:
     ax.grid(True, which="both", alpha=0.3)
     _save(fig, Path(path))
     return drawn
+
+
+def diff_heatmap(diffs: pd.DataFrame, marks: pd.DataFrame, path: Path, title: str,
+                 scale: float = 100.0) -> Path:
+    """Rows × columns of mean paired differences on a diverging scale centred on 0, each cell
+    labelled with its value × `scale` (points for F1) and `*` where `marks` is True; a missing
+    difference (no comparison) stays blank."""
+    values = diffs.to_numpy(dtype=float) * scale
+    finite = values[np.isfinite(values)]
+    bound = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+    width = max(5.0, 2.0 + 0.75 * diffs.shape[1])
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.42 * diffs.shape[0]))
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu", vmin=-bound, vmax=bound,
+                   aspect="auto")
+    ax.set_xticks(range(diffs.shape[1]), [str(c) for c in diffs.columns], rotation=35,
+                  ha="right", fontsize=8)
+    ax.set_yticks(range(diffs.shape[0]), [str(i) for i in diffs.index], fontsize=8)
+    ax.set_xlabel(str(diffs.columns.name or ""))
+    ax.set_ylabel(str(diffs.index.name or ""))
+    for i in range(diffs.shape[0]):
+        for j in range(diffs.shape[1]):
+            v = values[i, j]
+            if np.isfinite(v):
+                star = "*" if bool(marks.iat[i, j]) else ""
+                ax.text(j, i, f"{v:+.1f}{star}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(v) > 0.6 * bound else "black")
+    fig.colorbar(im, ax=ax, label=f"mean Δ × {scale:g}")
+    ax.set_title(textwrap.fill(title, int(width * 11)), fontsize=9)
+    return _save(fig, path)

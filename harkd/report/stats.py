@@ -2,7 +2,8 @@
 
 `mean_std` and `format_mean_std` are harkd's one way to summarise and print repeated runs
 (the report, the quickstart and the benchmarks use them). `TEST_RULE` states which paired
-test is used when; the report quotes it.
+test is used when; the report quotes it. `holm` adjusts the p-values of a family of such
+tests for multiplicity.
 """
 
 from __future__ import annotations
@@ -107,6 +108,25 @@ def paired_test(diffs: np.ndarray | list[float]) -> PairedTest:
     res = stats.ttest_1samp(d, 0.0, alternative="two-sided")
     return PairedTest(n, mean, std, "paired t", float(res.statistic), float(res.pvalue),
                       low, high)
+
+
+def holm(pvalues: np.ndarray | pd.Series | list[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979), in the input order.
+
+    The i-th smallest of the m p-values becomes `max_{j <= i} min(1, (m - j + 1) p_(j))`;
+    rejecting where the adjusted value is below α keeps the family-wise error rate at α. NaN
+    marks a comparison without a test: it stays NaN and does not count in m.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = tested.size
+    if m == 0:
+        return out
+    order = tested[np.argsort(p[tested], kind="stable")]
+    steps = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(steps)
+    return out
 
 
 def bootstrap_ci(values: np.ndarray | list[float], level: float = 0.95,

@@ -116,7 +116,8 @@ def test_unknown_profile_lists_the_profiles():
 
 
 def test_spec_file_with_base_path_and_dry_run(tmp_path, capsys):
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    data = str(REPO / BASE["data"])  # the base's data protocol must load from tmp_path too
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({**BASE, "data": data}))
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump({"base": "base.yaml", "axes": {"seed": [0, 1, 2]},
                                     "output_dir": str(tmp_path / "out")}))
@@ -132,24 +133,35 @@ def test_spec_file_with_base_path_and_dry_run(tmp_path, capsys):
 
 def test_shipped_grids_expand():
     ablation = load_spec(REPO / "configs/grids/hapt_aug_ablation.yaml")
-    for profile in (None, "quick"):
-        exp = ablation.expand(profile)
-        assert len(exp.cells) == 84 and len(exp.nodes) == 1
-        assert {r.axes["augment"] for r in exp.cells} == {
-            "none", "jitter", "scaling", "jitter+scaling", "timewarp", "rotation", "mixup"}
-        assert {r.axes["method"] for r in exp.cells} == {"none", "kd", "iekd", "sk"}
+    full, quick, smoke = (ablation.expand(p) for p in (None, "quick", "smoke"))
+    assert (len(full.cells), len(quick.cells), len(smoke.cells)) == (1480, 96, 16)
+    assert {r.axes["augment"] for r in full.cells} == {
+        "none", "jitter", "scaling", "jitter+scaling", "timewarp", "magwarp", "rotation", "mixup",
+        "cutmix", "tsaug_crop", "tsaug_quantize"}
+    assert {r.axes["student"] for r in full.cells} == {"tiny", "tiny_1k"}
+    assert {r.axes["seed"] for r in full.cells} == {str(s) for s in range(10)}
+    # the teacher's input varies only where a teacher sees an augmented window
+    clean = [r for r in full.cells if r.axes["teacher_input"] == "clean"]
+    assert clean and all(r.config.augment.teacher_input == "clean" for r in clean)
+    assert all(r.axes["method"] != "none" and r.axes["augment"] != "none" for r in clean)
+    for exp in (full, quick, smoke):
         (teacher,) = exp.nodes
         assert teacher.config.model.view == ["acc", "gyro"]
         assert all(r.deps == ((teacher.hash,) if r.axes["method"] != "none" else ())
                    for r in exp.cells)
-    quick = ablation.expand("quick")
-    assert all(r.config.model.view == ["acc"] for r in quick.cells)
-    assert quick.nodes[0].config.train.epochs == 2
-    assert {r.config.distill.params.get("ae_epochs") for r in quick.cells
-            if r.axes["method"] == "iekd"} == {1}
+        assert all(r.config.model.view == ["acc"] for r in exp.cells)
+    assert {r.axes["method"] for r in quick.cells} == {"none", "kd", "iekd", "sk"}
+    assert {r.axes["seed"] for r in quick.cells} == {"0", "1", "2"}
+    # quick is a real study at full training length; smoke the 2-epoch plumbing check
+    assert {r.config.train.epochs for r in quick.cells} == {30} == {
+        quick.nodes[0].config.train.epochs}
+    assert {r.config.train.epochs for r in smoke.cells} == {2} == {
+        smoke.nodes[0].config.train.epochs}
     # each method's parameters are its own config's, not a copy
     kd = next(r for r in quick.cells if r.axes["method"] == "kd")
     assert kd.config.distill.params == {"alpha": 0.9, "temperature": 1.0}
+    iekd = next(r for r in quick.cells if r.axes["method"] == "iekd")
+    assert iekd.config.distill.params["ae_epochs"] == 5
     smoke = load_spec(REPO / "configs/grids/tiny_smoke.yaml").expand()
     assert (len(smoke.cells), len(smoke.nodes)) == (8, 1)
 
@@ -176,8 +188,29 @@ def test_shipped_regime_grids_expand_to_their_graphs():
     assert {c.deps for c in sizes.cells if c.axes["method"] == "takd"} == {
         (by_name["assistant"].hash,)}
     folds = load_spec(REPO / "configs/grids/hapt12.yaml").expand()
-    assert (len(folds.nodes), len(folds.cells)) == (10, 70)
+    assert (len(folds.nodes), len(folds.cells)) == (10, 45)  # tiny: 3 arms x 10 folds
+    peers = [c for c in folds.cells if c.axes["model"] != "tiny"]
+    assert {c.axes["method"] for c in peers} == {"none"}
+    assert {c.axes["fold"] for c in peers} == {"0", "1", "2"}  # the peers' stated folds
     for cell in folds.cells:
         for dep in cell.deps:
             node = next(n for n in folds.nodes if n.hash == dep)
             assert node.config.data_overrides == cell.config.data_overrides  # the cell's fold
+
+
+def test_a_profile_selects_labels_for_a_smaller_study():
+    s = spec(profiles={"small": {"select": {"augment": ["none", "jitter"], "seed": [0]},
+                                 "method=kd": {"train.epochs": 2}}})
+    small = s.expand("small")
+    assert sorted((r.axes["augment"], r.axes["method"], r.axes["seed"]) for r in small.runs) == [
+        ("jitter", "kd", "0"), ("jitter", "none", "0"), ("none", "kd", "0"), ("none", "none", "0")]
+    assert {r.config.train.epochs for r in small.runs if r.axes["method"] == "kd"} == {2}
+    full = {r.hash for r in s.expand().runs}  # untouched by the profile's keys: the same runs
+    assert {r.hash for r in small.runs if r.axes["method"] == "none"} <= full
+    # a --select narrows further; a label a profile names must exist
+    narrowed = s.select({"augment": ["jitter", "scaling"]}).expand("small")
+    assert {r.axes["augment"] for r in narrowed.runs} == {"jitter"}
+    with pytest.raises(ConfigError, match="no value"):
+        spec(profiles={"bad": {"select": {"augment": ["warp"]}}})
+    with pytest.raises(ConfigError, match="lists of labels"):
+        spec(profiles={"bad": {"select": {"augment": "none"}}})
