@@ -203,8 +203,9 @@ def goals_student_size(res: dict[str, Any]) -> list[dict[str, Any]]:
         if best is None:
             continue
         vs_none, vs_ls = comp(res, g, best, "none"), comp(res, g, best, "ls")
+        params = res.get("latency", {}).get("models", {}).get(g, {}).get("params")
         out.append({
-            "goal": f"{g} ({res['groups'][g]['n_params']} params): a distilled arm gains "
+            "goal": f"{g} ({params or '?'} deployed params): a distilled arm gains "
                     ">= 1.5 points over none and beats label smoothing",
             "best_arm": best, "vs_none": fmt_diff(vs_none), "vs_ls": fmt_diff(vs_ls),
             "met": bool(vs_none and vs_none["diff_mean"] >= 0.015 and excludes_zero(vs_none)
