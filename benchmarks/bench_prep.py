@@ -8,7 +8,7 @@ Targets on a 2-core machine: cold <= 10 s, warm <= 0.5 s.
 
     python benchmarks/bench_prep.py [--repeats 3]
 
-Writes benchmarks/results/prep.json.
+Writes benchmarks/results/prep.json (its `device_7day` section, from bench_prep_device.py, kept).
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def main() -> None:
         f"warm {result['cli_wall']['warm']['mean_s']:.2f} s"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    kept = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    device = {"device_7day": kept["device_7day"]} if "device_7day" in kept else {}
+    RESULTS.write_text(json.dumps({**result, **device}, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 
 
