@@ -90,7 +90,8 @@ REGIMES = {
         title="Regime B, microcontroller-size students", spec=GRIDS / "student_size.yaml",
         group="student", pair="seed", groups=("tiny_500", "tiny_1k", "tiny_2k", "tiny"),
         arms=("none", "ls", "kd", "kd-acc", "takd"),
-        controls={"kd": ("ls", "kd-acc"), "kd-acc": ("ls",), "takd": ("ls",)},
+        # TAKD's acc-only-teacher control is KD from the acc-only cnn1d (no acc-only chain)
+        controls={"kd": ("ls", "kd-acc"), "kd-acc": ("ls",), "takd": ("ls", "kd-acc")},
         shown={"takd": ("kd",)}, selection={"default": BEST_VAL}),
     "hapt-12": Regime(
         title="Regime C, 12-class HAPT", spec=GRIDS / "hapt12.yaml", group="model", pair="fold",
