@@ -54,6 +54,7 @@ from regime_analysis import (  # noqa: E402
     load_rows,
     markdown,
     nodes_markdown,
+    paired_replicates,
     preamble,
 )
 
@@ -216,11 +217,7 @@ def goals_student_size(res: dict[str, Any]) -> list[dict[str, Any]]:
         cands = [(g, a, r) for g in small for a, r in res["groups"][g]["macro_f1"].items()
                  if a in ("kd", "kd-acc", "takd")]
         g, a, r = max(cands, key=lambda c: c[2]["test"]["mean"])
-        seeds = sorted(set(r["per_replicate"]) & set(ref["per_replicate"]))
-        diffs = np.array([r["per_replicate"][s] - ref["per_replicate"][s] for s in seeds])
-        from harkd.report.stats import paired_test
-
-        pt = paired_test(diffs).to_dict()
+        pt = paired_replicates(r, ref)
         out.append({
             "goal": "the best distilled student at <= 1.5k parameters is within 1 point of the "
                     "4.5k student alone",
@@ -257,17 +254,12 @@ def goals_hapt12(res: dict[str, Any], peers: dict[str, Any]) -> list[dict[str, A
 
 def peer_comparison(res: dict[str, Any]) -> dict[str, Any]:
     """The distilled tiny student against each peer, paired over the folds both have."""
-    from harkd.report.stats import paired_test
-
     kd = res["groups"].get("tiny", {}).get("macro_f1", {}).get("kd")
     out: dict[str, Any] = {"fold_diffs": {}}
     for g, entry in res["groups"].items():
         if g == "tiny" or kd is None or "none" not in entry.get("macro_f1", {}):
             continue
-        peer = entry["macro_f1"]["none"]["per_replicate"]
-        folds = sorted(set(peer) & set(kd["per_replicate"]))
-        diffs = [kd["per_replicate"][f] - peer[f] for f in folds]
-        out["fold_diffs"][g] = paired_test(np.array(diffs)).to_dict()
+        out["fold_diffs"][g] = paired_replicates(kd, entry["macro_f1"]["none"])
     return out
 
 

@@ -89,6 +89,14 @@ def paired(part: pd.DataFrame, pair: str, arm: str, other: str, metric: str) -> 
     return {"vs": other, **paired_test((a[both] - b[both]).to_numpy()).to_dict()}
 
 
+def paired_replicates(arm: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """`arm - other` over the replicates both analysed arms have (`per_replicate` entries of
+    `analyse_group`), for arms of different groups (e.g. two students sharing seeds)."""
+    a, b = arm["per_replicate"], other["per_replicate"]
+    shared = sorted(set(a) & set(b))
+    return paired_test([a[k] - b[k] for k in shared]).to_dict()
+
+
 def excludes_zero(comp: dict[str, Any]) -> bool:
     return comp["n"] >= 2 and math.isfinite(comp["ci_low"]) and comp["ci_low"] > 0
 
