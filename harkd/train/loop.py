@@ -351,7 +351,8 @@ class _Fitter:
             m = ws.mask(split)
             x = self.run.normalizer(ws.X[m])
             logits = predict(self.distiller, x, cfg.train.eval_batch_size)
-            metrics[split] = classification_metrics(ws.y[m], logits, ws.label_names)
+            metrics[split] = classification_metrics(ws.y[m], logits, ws.label_names,
+                                                    ws.subject[m])
         if self.method_report:  # what the method measured or fitted before training
             metrics["method"] = self.method_report
         eval_s = time.perf_counter() - t0

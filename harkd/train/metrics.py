@@ -74,9 +74,13 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def classification_metrics(
-    y_true: np.ndarray, logits_or_probs: np.ndarray, label_names: Sequence[str]
+    y_true: np.ndarray,
+    logits_or_probs: np.ndarray,
+    label_names: Sequence[str],
+    subjects: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every metric of one split from integer labels [N] and logits or probabilities [N, K]."""
+    """Every metric of one split from integer labels [N] and logits or probabilities [N, K];
+    with the windows' `subjects` [N], also each subject's macro-F1 (`per_subject_macro_f1`)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = to_probs(logits_or_probs)
     k = len(label_names)
@@ -93,7 +97,7 @@ def classification_metrics(
     per_class: dict[str, float | None] = dict.fromkeys(label_names)
     for c, f in zip(present, f1_present, strict=True):
         per_class[label_names[c]] = float(f)
-    return {
+    out = {
         "n": len(y_true),
         "accuracy": float((y_pred == y_true).mean()),
         "macro_f1": macro_f1(y_true, y_pred),
@@ -105,6 +109,9 @@ def classification_metrics(
         "ece": expected_calibration_error(probs, y_true),
         "nll": float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean()),
     }
+    if subjects is not None:
+        out["per_subject_macro_f1"] = per_subject_macro_f1(y_true, y_pred, subjects)
+    return out
 
 
 @torch.no_grad()
@@ -150,4 +157,13 @@ def evaluate(
         if channels is not None:
             normalizer = normalizer.select(channels)
     logits = predict(model, normalizer(x), batch_size)
-    return classification_metrics(ws.y[m], logits, ws.label_names)
+    return classification_metrics(ws.y[m], logits, ws.label_names, ws.subject[m])
+
+
+def per_subject_macro_f1(y_true: np.ndarray, y_pred: np.ndarray,
+                         subjects: np.ndarray) -> dict[str, float]:
+    """Macro-F1 of each subject's windows (`macro_f1` over that subject's classes), keyed by
+    subject id in sorted order: the spread across unseen people that one pooled figure hides."""
+    subjects = np.asarray(subjects).astype(str)
+    return {str(s): macro_f1(y_true[subjects == s], y_pred[subjects == s])
+            for s in np.unique(subjects)}

@@ -127,3 +127,14 @@ def test_macro_f1_names_bad_inputs() -> None:
         macro_f1(np.array([0, 1]), np.array([0]))
     with pytest.raises(ValueError, match="no windows to score"):
         macro_f1(np.array([], dtype=int), np.array([], dtype=int))
+
+
+def test_per_subject_macro_f1_scores_each_subjects_windows_alone():
+    # subject "a": labels 0 0 1, predictions 0 1 1 -> F1(0) = 2/3, F1(1) = 2/3
+    # subject "b": labels 1 2, predictions 1 1 -> F1(1) = 2/3, F1(2) = 0
+    y_true = np.array([0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 1])
+    subjects = np.array(["a", "a", "a", "b", "b"])
+    m = classification_metrics(y_true, np.eye(3)[y_pred], LABELS, subjects)
+    assert m["per_subject_macro_f1"] == pytest.approx({"a": 2 / 3, "b": 1 / 3})
+    assert "per_subject_macro_f1" not in classification_metrics(y_true, np.eye(3)[y_pred], LABELS)
