@@ -40,7 +40,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,30 +75,68 @@ from harkd.grid.spec import Expansion
 from harkd.report.stats import MeanStd, format_mean_std, mean_std
 from harkd.report.tables import markdown_table
 
-TEACHER_CONFIG = CONFIGS / "train" / "teacher_cnn1d.yaml"
+TRAIN = CONFIGS / "train"
+TEACHER_CONFIG = TRAIN / "teacher_cnn1d.yaml"
 DISTILL = CONFIGS / "distill"
 GRID_DIR = REPO / "runs" / "bench" / "distill"
 #: what was tried and why, appended to the recorded table (benchmarks/results/distill.md)
 NOTES = RESULTS / "distill.notes.md"
 BASELINE = "none"
 KD_ACC = "kd-acc"
+#: teacher -> assistant -> student: kd from the `assistant` node (Mirzadeh et al.'s chain)
+TAKD_CHAIN = "takd-chain"
 #: the controls every lift must beat, besides the student alone
 CONTROLS = ("ls", KD_ACC)
-#: the training nodes: the acc+gyro teacher, and the acc-only one of the `kd-acc` control
+#: the acc+gyro teacher node, and the acc-only one of the `kd-acc` control
 TEACHER, TEACHER_ACC = "teacher", "teacher_acc"
 #: table order: the baseline and the controls first, then the methods alphabetically
 FIRST = (BASELINE, "ls", "kd", KD_ACC)
+#: a kd step, as in configs/grids/takd_chain.yaml (configs/distill/kd.yaml's settings)
+_KD_STEP = {"method": "kd", "params": {"alpha": 0.9, "temperature": 1.0}}
+#: the training nodes: name -> grid node (config, and `set` over it)
+NODES: dict[str, dict[str, Any]] = {
+    TEACHER: {"config": TEACHER_CONFIG},
+    TEACHER_ACC: {"config": TEACHER_CONFIG, "set": {"model.view": ["acc"]}},
+    # the teacher assistants, each taught by kd from the step above it (TAKD's chain, and the
+    # ladder of CES-KD)
+    "assistant": {"config": TEACHER_CONFIG,
+                  "set": {"model.params": {"widths": [16, 32, 64]}, "distill": _KD_STEP,
+                          "teachers": {"teacher": {"from": TEACHER}}}},
+    "assistant_small": {"config": TEACHER_CONFIG,
+                        "set": {"model.params": {"widths": [8, 16, 32]}, "distill": _KD_STEP,
+                                "teachers": {"teacher": {"from": TEACHER}}}},
+    "assistant2": {"config": TRAIN / "student_tiny.yaml",
+                   "set": {"model.name": "tiny_l", "distill": _KD_STEP,
+                           "teachers": {"assistant": {"from": "assistant"}}}},
+    "branches": {"config": TRAIN / "teacher_cnn1d_branches.yaml"},
+    **{f"subset{k}": {"config": TEACHER_CONFIG,
+                      "set": {"data_overrides.split.subset":
+                              {"count": 3, "index": k, "overlap": 0.5, "seed": 0}}}
+       for k in range(3)},
+}
+#: the node that stands for each teacher key of the method configs
+NODE_OF_KEY = {
+    "cnn1d": TEACHER, "cnn1d_acc": TEACHER_ACC, "large": TEACHER,
+    "medium": "assistant", "small": "assistant_small", "assistant": "assistant",
+    "assistant2": "assistant2", "branches": "branches",
+    **{f"subset{k}": f"subset{k}" for k in range(3)},
+}
+#: teachers left out of a multi-teacher method here (it keeps its other teachers), and why
+LEFT_OUT = {
+    "transformer": "the transformer and tinyhar teachers cost 10-25 s per epoch on 2 cores, in "
+                   "every step of every seed",
+    "tinyhar": "as transformer",
+}
 
 
 @dataclass(frozen=True)
 class Method:
-    """One arm of the benchmark: its config and the training node that teaches it (if any),
-    under the teacher key its config uses."""
+    """One arm of the benchmark: its config and the training node behind each of its teacher
+    keys."""
 
     label: str
     config: Path
-    teacher: str | None = None
-    teacher_key: str | None = None
+    teachers: dict[str, str] = field(default_factory=dict)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -122,48 +161,104 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def skip_reason(name: str, cls: type[Distiller], base: RunConfig,
-                teacher: RunConfig) -> str | None:
+def node_model(name: str) -> tuple[str, list[str], dict[str, Any]]:
+    """(model name, view, params) of training node `name`, as its config and `set` make it."""
+    node = NODES[name]
+    cfg = load_run_config(node["config"]).model.model_dump(mode="json")
+    for key, value in node.get("set", {}).items():
+        if key.startswith("model."):
+            cfg[key.removeprefix("model.")] = value
+    return cfg["name"], list(cfg["view"]), dict(cfg.get("params") or {})
+
+
+def describe_node(name: str) -> str:
+    """Node `name`'s network and view, and the node that taught it, e.g. `cnn1d
+    (widths [16, 32, 64]) acc+gyro, kd from teacher`."""
+    model, view, params = node_model(name)
+    text = model + "".join(f" ({k} {v})" for k, v in params.items()) + " " + "+".join(view)
+    taught = [t["from"] for t in NODES[name].get("set", {}).get("teachers", {}).values()]
+    subset = NODES[name].get("set", {}).get("data_overrides.split.subset")
+    if subset:
+        text += f", training subjects subset {subset['index']} of {subset['count']}"
+    return text + (f", kd from {', '.join(taught)}" if taught else "")
+
+
+def teacher_nodes(name: str, cfg: RunConfig) -> tuple[dict[str, str] | None, str]:
+    """The node of each teacher of method config `cfg` (keys in `LEFT_OUT` dropped), or None
+    and why it cannot run here; the second item notes what was left out. A node whose network
+    differs from the config's teacher is a mistake in `NODE_OF_KEY` and raises."""
+    out: dict[str, str] = {}
+    left = [key for key in cfg.teachers if key in LEFT_OUT]
+    for key, t in cfg.teachers.items():
+        if key in LEFT_OUT:
+            continue
+        node = NODE_OF_KEY.get(key)
+        if node is None:
+            return None, f"no training node here for its teacher {key!r}"
+        want = (t.name, list(t.view), dict(t.params))
+        if node_model(node) != want:
+            raise ConfigError(f"{name}: teacher {key!r} is {want}, but node {node!r} trains "
+                              f"{node_model(node)}")
+        out[key] = node
+    note = f"without its {', '.join(left)} teachers ({LEFT_OUT[left[0]]})" if left else ""
+    return out, note
+
+
+def skip_reason(name: str, cls: type[Distiller], base: RunConfig) -> str | None:
     """Why method `name` is not benchmarked here, or None when it is."""
     path = DISTILL / f"{name}.yaml"
     if not path.is_file():
         return f"no {path.relative_to(REPO)}"
-    low = cls.teacher_count[0]
-    if low > 1:
-        return f"multi-teacher: needs at least {low} teachers"
     cfg = load_run_config(path)
-    if len(cfg.teachers) > 1:
-        return f"its config names {len(cfg.teachers)} teachers ({', '.join(cfg.teachers)})"
     if (cfg.data, cfg.data_overrides) != (base.data, base.data_overrides):
         return f"trains on other data ({Path(cfg.data).name})"
     if cfg.distill.params.get("pool"):
         return "distils on unlabelled pool windows (a label-budget protocol)"
-    for t in cfg.teachers.values():
-        if (t.name, list(t.view)) != (teacher.model.name, list(teacher.model.view)):
-            return (f"its teacher is {t.name} on {'+'.join(t.view)}, not the "
-                    f"{'+'.join(teacher.model.view)} {teacher.model.name} node")
+    nodes, why = teacher_nodes(name, cfg)
+    if nodes is None:
+        return why
+    if len(nodes) < cls.teacher_count[0]:
+        return f"needs at least {cls.teacher_count[0]} teachers, {len(nodes)} left here"
     return None
 
 
-def benchmarked_methods() -> tuple[list[Method], dict[str, str]]:
-    """The arms, in table order (the registry's methods that fit, and the `kd-acc` control),
-    and the registered methods left out with the reason."""
+def benchmarked_methods() -> tuple[list[Method], dict[str, str], dict[str, str]]:
+    """The arms in table order (the registry's methods that fit, and the `kd-acc` and
+    `takd-chain` arms), the registered methods left out with the reason, and what was left
+    out of a method that runs."""
     base = load_run_config(DISTILL / f"{BASELINE}.yaml")
-    teacher = load_run_config(TEACHER_CONFIG)
     arms: dict[str, Method] = {}
     skipped: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for name, cls in distiller_classes().items():
-        reason = skip_reason(name, cls, base, teacher)
+        reason = skip_reason(name, cls, base)
         if reason is not None:
             skipped[name] = reason
             continue
         path = DISTILL / f"{name}.yaml"
-        key = next(iter(load_run_config(path).teachers), None)
-        arms[name] = Method(name, path, TEACHER if key else None, key)
+        nodes, note = teacher_nodes(name, load_run_config(path))
+        arms[name] = Method(name, path, nodes or {})
+        if note:
+            notes[name] = note
     if "kd" in arms:
-        arms[KD_ACC] = Method(KD_ACC, arms["kd"].config, TEACHER_ACC, arms["kd"].teacher_key)
+        (key,) = arms["kd"].teachers
+        arms[KD_ACC] = Method(KD_ACC, arms["kd"].config, {key: TEACHER_ACC})
+        arms[TAKD_CHAIN] = Method(TAKD_CHAIN, arms["kd"].config, {key: "assistant"})
     order = [m for m in FIRST if m in arms] + sorted(m for m in arms if m not in FIRST)
-    return [arms[m] for m in order], skipped
+    return [arms[m] for m in order], skipped, notes
+
+
+def needed_nodes(methods: list[Method]) -> list[str]:
+    """The training nodes `methods` need, with the nodes those nodes learn from, in `NODES`
+    order."""
+    need = {node for m in methods for node in m.teachers.values()}
+    grew = True
+    while grew:
+        more = {t["from"] for n in need
+                for t in NODES[n].get("set", {}).get("teachers", {}).values()}
+        grew = not more <= need
+        need |= more
+    return [n for n in NODES if n in need]
 
 
 def chosen(methods: list[Method], wanted: list[str] | None,
@@ -181,25 +276,25 @@ def chosen(methods: list[Method], wanted: list[str] | None,
 
 
 def build_spec(args: argparse.Namespace, methods: list[Method]) -> dict[str, Any]:
-    """The grid: the two teacher nodes, and `methods` × `args.seeds` cells."""
+    """The grid: the training nodes `methods` need, and `methods` × `args.seeds` cells."""
     overrides = split_overrides(args.set, [m.label for m in methods])
     common = {"train.epochs": args.epochs, "train.patience": args.patience}
     node_set = {} if args.teacher_epochs is None else {"train.epochs": args.teacher_epochs}
     axis = [
         config_bundle(m.label, load_run_config(m.config),
-                      {m.teacher_key: {"from": m.teacher}} if m.teacher else {},
+                      {key: {"from": node} for key, node in m.teachers.items()},
                       {**common, **overrides_for(overrides, m.label)})
         for m in methods
     ]
+    nodes = {name: {"config": str(NODES[name]["config"]),
+                    "set": {**NODES[name].get("set", {}), **node_set}}
+             for name in needed_nodes(methods)}
     return {
         "name": "bench_distill",
-        "description": "every registered single-teacher method and the controls ls and kd-acc",
+        "description": "every registered method that runs on hapt-quick, and the controls ls "
+                       "and kd-acc",
         "output_dir": str(args.grid_dir),
-        "nodes": {
-            TEACHER: {"config": str(TEACHER_CONFIG), "set": node_set},
-            TEACHER_ACC: {"config": str(TEACHER_CONFIG),
-                          "set": {**node_set, "model.view": ["acc"]}},
-        },
+        "nodes": nodes,
         "base": base_of(load_run_config(DISTILL / f"{BASELINE}.yaml"), args.data_overrides),
         "axes": {"method": axis, "seed": args.seeds},
     }
@@ -223,7 +318,8 @@ def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
     """Teachers, the per-method table and every run's summary, from the stored runs."""
     per_run = {label: {seed: run_summary(row, runs.run_dir(row))
                        for seed, row in sorted(runs.cells[label].items())} for label in labels}
-    teachers = {name: run_summary(row, runs.run_dir(row)) for name, row in runs.nodes.items()}
+    teachers = {name: {**run_summary(row, runs.run_dir(row)), "model": describe_node(name)}
+                for name, row in runs.nodes.items()}
     base = per_run.get(BASELINE)
     table: dict[str, Any] = {}
     for label, by_seed in per_run.items():
@@ -231,7 +327,9 @@ def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
         row: dict[str, Any] = {
             "test_macro_f1": mean_std(f1).to_dict(),
             "val_macro_f1": mean_std([r["val_macro_f1"] for r in by_seed.values()]).to_dict(),
+            "test_ece": mean_std([r["test_ece"] for r in by_seed.values()]).to_dict(),
             "per_seed": f1,
+            "per_subject_macro_f1": per_subject_means(by_seed.values()),
         }
         for stage in next(iter(by_seed.values()))["s_per_epoch"]:
             row[f"s_per_epoch_{stage}"] = statistics.fmean(
@@ -239,20 +337,40 @@ def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
         if base and label != BASELINE:
             test, diffs = paired(by_seed, base)
             row |= {"paired_diff_vs_none": diffs, "paired_diff": mean_std(diffs).to_dict()}
+            base_f1 = mean_std([r["test_macro_f1"] for r in base.values()]).mean
+            row["fraction_of_none"] = row["test_macro_f1"]["mean"] / base_f1
             if TEACHER in teachers:
-                gap = teachers[TEACHER]["test_macro_f1"] - mean_std(
-                    [r["test_macro_f1"] for r in base.values()]).mean
+                teacher_f1 = teachers[TEACHER]["test_macro_f1"]
+                gap = teacher_f1 - base_f1
                 row["gap_closed"] = test.diff_mean / gap if gap > 0 else None
+                row["fraction_of_teacher"] = row["test_macro_f1"]["mean"] / teacher_f1
+            row["paired_ece_vs_none"] = paired(by_seed, base, "test_ece")[0].to_dict()
         row["paired"] = {other: paired(by_seed, per_run[other])[0].to_dict()
                          for other in (BASELINE, *CONTROLS)
                          if other != label and other in per_run and label != BASELINE}
         table[label] = row
     return {"teacher": teachers.get(TEACHER), "teacher_acc": teachers.get(TEACHER_ACC),
-            "methods": table, "runs": per_run}
+            "nodes": teachers, "methods": table, "runs": per_run}
+
+
+def per_subject_means(runs: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Each test subject's macro-F1, averaged over `runs` (those that recorded it)."""
+    found: dict[str, list[float]] = {}
+    for r in runs:
+        for subject, f1 in (r.get("test_per_subject_macro_f1") or {}).items():
+            found.setdefault(subject, []).append(f1)
+    return {s: statistics.fmean(v) for s, v in sorted(found.items(), key=lambda kv: kv[0])}
+
+
+#: methods that never train on a labelled training window: their share of `none` and of the
+#: teacher is reported on its own (issue text: how far a user gets without sharing recordings)
+WITHOUT_TRAINING_WINDOWS = ("cudfkd", "srkd")
+#: the method whose per-test-subject F1 is set beside `none`'s (it targets unseen subjects)
+PER_SUBJECT = "tasked"
 
 
 def write_markdown(path: Path, result: dict[str, Any], notes: Path | None) -> None:
-    meta, t, ta = result["meta"], result["teacher"], result["teacher_acc"]
+    meta, nodes = result["meta"], result["nodes"]
     lines = [
         "# Distillation on hapt-quick: acc+gyro cnn1d teacher -> acc-only tiny student",
         "",
@@ -262,42 +380,68 @@ def write_markdown(path: Path, result: dict[str, Any], notes: Path | None) -> No
         + ("no early stopping" if meta["patience"] is None
            else f"early stopping after {meta['patience']} epochs without improvement")
         + f", augmentation {meta['augment']}, {meta['threads']} torch thread(s) per run, "
-        f"{meta['workers']} run(s) at a time; test macro-F1 on the UCI-HAR test subjects, model "
-        f"selection on validation macro-F1; grid `{meta['grid_dir']}`"
+        f"{meta['workers']} run(s) at a time; test macro-F1 on the UCI-HAR test subjects; the "
+        "model is the epoch of best validation macro-F1 (3 validation subjects); grid "
+        f"`{meta['grid_dir']}`"
         + (f", data overrides `{meta['data_overrides']}`" if meta["data_overrides"] else "")
         + ".",
+        "",
+        "Training nodes (seed 0, each trained once and shared by every cell that needs it):",
+        "",
     ]
-    if t is not None:
-        lines[-1] += "  "
-        lines.append(f"Teacher (training node `{TEACHER}`: acc+gyro cnn1d, {t['n_params']:,} "
-                     f"parameters, {TEACHER_CONFIG.relative_to(REPO)}, seed 0): test macro-F1 "
-                     f"{t['test_macro_f1']:.4f}, val {t['val_macro_f1']:.4f}, "
-                     f"{t['s_per_epoch']['main']:.1f} s/epoch.")
-    if ta is not None:
-        lines[-1] += "  "
-        lines.append(f"Control teacher (training node `{TEACHER_ACC}`: the same cnn1d on acc "
-                     f"only, {ta['n_params']:,} parameters): test macro-F1 "
-                     f"{ta['test_macro_f1']:.4f}, val {ta['val_macro_f1']:.4f}.")
+    lines.append(markdown_table(
+        ("node", "model", "parameters", "test macro-F1", "val macro-F1", "s/epoch"),
+        [(name, n.get("model", ""), f"{n['n_params']:,}", f"{n['test_macro_f1']:.4f}",
+          f"{n['val_macro_f1']:.4f}", f"{n['s_per_epoch']['main']:.1f}")
+         for name, n in nodes.items()]).rstrip("\n"))
     lines += ["", "Differences in macro-F1 points, paired by seed: mean ± std [95 % bootstrap "
               "interval of the mean]; a lift is read as real only where the interval excludes "
-              "0, against `none` and against the controls `ls` and `kd-acc`.", ""]
+              "0, against `none` and against the controls `ls` and `kd-acc`. ECE: expected "
+              "calibration error on test (15 bins), mean over seeds.", ""]
     cells = []
     for method, r in result["methods"].items():
         vs = r["paired"]
         gap = f"{100 * r['gap_closed']:.0f}%" if r.get("gap_closed") is not None else ""
         secs = f"{r['s_per_epoch_main']:.1f}"
-        if "s_per_epoch_ae" in r:
-            secs += f" (ae stage {r['s_per_epoch_ae']:.1f})"
+        extra = [f"{stage} {v:.1f}" for stage, v in
+                 ((k.removeprefix("s_per_epoch_"), v) for k, v in r.items()
+                  if k.startswith("s_per_epoch_") and k != "s_per_epoch_main")]
+        if extra:
+            secs += f" ({', '.join(extra)})"
         cells.append((method, format_mean_std(MeanStd(**r["test_macro_f1"]), 4),
                       format_mean_std(MeanStd(**r["val_macro_f1"]), 4),
                       *(format_paired(vs[o]) if o in vs else "" for o in (BASELINE, *CONTROLS)),
-                      gap, secs))
+                      gap, f"{r['test_ece']['mean']:.3f}", secs))
     lines.append(markdown_table(
         ("method", "test macro-F1 (mean ± std)", "val macro-F1", "paired diff vs none",
-         "vs ls", "vs kd-acc", "gap closed", "s/epoch"), cells).rstrip("\n"))
+         "vs ls", "vs kd-acc", "gap closed", "ECE", "s/epoch"), cells).rstrip("\n"))
+    methods = result["methods"]
+    free = [m for m in WITHOUT_TRAINING_WINDOWS if m in methods]
+    if free and "fraction_of_teacher" in methods[free[0]]:
+        lines += ["", "Without the training windows (the student never sees a labelled "
+                  "training window): macro-F1 as a share of the teacher's and of `none`'s.", ""]
+        lines.append(markdown_table(
+            ("method", "test macro-F1", "of the teacher", "of none"),
+            [(m, format_mean_std(MeanStd(**methods[m]["test_macro_f1"]), 4),
+              f"{100 * methods[m]['fraction_of_teacher']:.0f}%",
+              f"{100 * methods[m]['fraction_of_none']:.0f}%") for m in free]).rstrip("\n"))
+    if PER_SUBJECT in methods and BASELINE in methods:
+        mine = methods[PER_SUBJECT]["per_subject_macro_f1"]
+        base = methods[BASELINE]["per_subject_macro_f1"]
+        both = [s for s in mine if s in base]
+        if both:
+            lines += ["", f"Per test subject (macro-F1, mean over seeds): `{PER_SUBJECT}` "
+                      f"against `{BASELINE}`.", ""]
+            lines.append(markdown_table(
+                ("subject", BASELINE, PER_SUBJECT, "difference (points)"),
+                [(s, f"{base[s]:.4f}", f"{mine[s]:.4f}", f"{100 * (mine[s] - base[s]):+.2f}")
+                 for s in both]).rstrip("\n"))
     if meta["skipped"]:
         lines += ["", "Not benchmarked here: " + "; ".join(
             f"`{m}` ({why})" for m, why in meta["skipped"].items()) + "."]
+    if meta["left_out"]:
+        lines += ["", "Run with fewer teachers: " + "; ".join(
+            f"`{m}` {why}" for m, why in meta["left_out"].items()) + "."]
     if meta["overrides"]:
         lines += ["", f"Overrides: `{' '.join(meta['overrides'])}`"]
     if notes is not None and notes.is_file():
@@ -308,7 +452,7 @@ def write_markdown(path: Path, result: dict[str, Any], notes: Path | None) -> No
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        methods, skipped = benchmarked_methods()
+        methods, skipped, left_out = benchmarked_methods()
         for name, why in skipped.items():
             print(f"skipped {name}: {why}")
         methods = chosen(methods, args.methods, skipped)
@@ -346,8 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         "grid_dir": str(args.grid_dir),
         "controls": list(CONTROLS),
         "skipped": skipped,
+        "left_out": {m: why for m, why in left_out.items() if m in result["methods"]},
+        "teachers": {m.label: m.teachers for m in methods},
     }
-    result = {k: result[k] for k in ("meta", "teacher", "teacher_acc", "methods", "runs")}
+    result = {k: result[k] for k in ("meta", "nodes", "methods", "runs")}
     write_json(args.out / "distill.json", result)
     notes = args.notes
     if notes is None and args.out.resolve() == RESULTS:

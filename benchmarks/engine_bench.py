@@ -177,6 +177,7 @@ def run_summary(row: RunRow, run_dir: Path) -> dict[str, Any]:
         "val_macro_f1": float(metrics["val"]["macro_f1"]),
         "test_accuracy": float(metrics["test"]["accuracy"]),
         "test_ece": float(metrics["test"]["ece"]),
+        "test_per_subject_macro_f1": metrics["test"].get("per_subject_macro_f1"),
         "best_epoch": timings.get("best_epoch"),
         "epochs_run": timings.get("epochs_run"),
         "n_params": row.n_params,
