@@ -55,54 +55,82 @@ def comparable(cfg, **train) -> dict:
 
 def test_distill_arms_are_the_registered_methods_that_fit_and_the_controls():
     bd = bench("bench_distill")
-    methods, skipped = bd.benchmarked_methods()
+    methods, skipped, left_out = bd.benchmarked_methods()
     labels = [m.label for m in methods]
     registry = distiller_classes()
-    assert set(labels) == (set(registry) - set(skipped)) | {"kd-acc"}
+    assert set(labels) == (set(registry) - set(skipped)) | {"kd-acc", "takd-chain"}
     assert labels[:4] == ["none", "ls", "kd", "kd-acc"]  # the baseline and the controls first
-    for name, cls in registry.items():
+    for name in registry:
         if not (bd.DISTILL / f"{name}.yaml").is_file():
             assert skipped[name] == f"no configs/distill/{name}.yaml"
-        elif cls.teacher_count[0] > 1:
-            assert skipped[name].startswith("multi-teacher")
-    for m in methods:  # what is benchmarked takes one teacher or none, from its own config
-        assert m.label == "kd-acc" or registry[m.label].teacher_count[0] <= 1
-        assert m.config == bd.DISTILL / f"{'kd' if m.label == 'kd-acc' else m.label}.yaml"
-    assert {"none", "ls", "kd", "iekd", "sk"} <= set(labels)
-    assert "takd" in skipped and "pskd" in skipped
-    with pytest.raises(ConfigError, match="'takd' is not benchmarked \\(multi-teacher"):
-        bd.chosen(methods, ["kd", "takd"], skipped)
+    # the multi-teacher methods run through training nodes; pskd has no hapt-quick config
+    assert {"takd", "camkd", "cskd", "roskd", "mrkd"} <= set(labels)
+    assert "pskd" in skipped
+    for m in methods:
+        own = bd.DISTILL / f"{'kd' if m.label in ('kd-acc', 'takd-chain') else m.label}.yaml"
+        assert m.config == own
+        cfg = load_run_config(own)
+        kept = [k for k in cfg.teachers if k not in bd.LEFT_OUT]
+        assert list(m.teachers) == kept, m.label  # every teacher key but the left-out ones
+        assert len(kept) >= registry[cfg.distill.method].teacher_count[0]
+    assert left_out == {"camkd": left_out["camkd"]} and "transformer" in left_out["camkd"]
+    assert methods[labels.index("kd-acc")].teachers == {"cnn1d": "teacher_acc"}
+    assert methods[labels.index("takd-chain")].teachers == {"cnn1d": "assistant"}
+    assert set(methods[labels.index("roskd")].teachers.values()) == {"subset0", "subset1",
+                                                                     "subset2"}
+    with pytest.raises(ConfigError, match="'pskd' is not benchmarked \\(no configs"):
+        bd.chosen(methods, ["kd", "pskd"], skipped)
     assert [m.label for m in bd.chosen(methods, ["kd", "none"], skipped)] == ["none", "kd"]
 
 
-def test_distill_spec_is_one_cell_per_method_and_seed_over_two_teacher_nodes(tmp_path):
+def test_distill_node_networks_match_the_teachers_the_method_configs_name():
     bd = bench("bench_distill")
-    methods, _ = bd.benchmarked_methods()
+    for name in bd.NODES:
+        model, view, params = bd.node_model(name)
+        assert model in {"cnn1d", "cnn1d_branches", "tiny_l"} and "acc" in view
+    assert bd.node_model("assistant") == ("cnn1d", ["acc", "gyro"], {"widths": [16, 32, 64]})
+    assert bd.node_model("teacher_acc") == ("cnn1d", ["acc"], {})
+    # a key mapped to a node of another network is refused, naming both
+    bd.NODE_OF_KEY["cnn1d"], saved = "assistant_small", bd.NODE_OF_KEY["cnn1d"]
+    try:
+        with pytest.raises(ConfigError, match="teacher 'cnn1d' is .* but node 'assistant_small'"):
+            bd.teacher_nodes("kd", load_run_config(bd.DISTILL / "kd.yaml"))
+    finally:
+        bd.NODE_OF_KEY["cnn1d"] = saved
+    # a teacher key with no node: the method is skipped with the reason
+    nodes, why = bd.teacher_nodes("kd_synth", load_run_config(bd.DISTILL / "kd_synth.yaml"))
+    assert nodes is None and why == "no training node here for its teacher 'skeleton'"
+
+
+def test_distill_spec_is_one_cell_per_method_and_seed_over_the_nodes_it_needs(tmp_path):
+    bd = bench("bench_distill")
+    methods, _, _ = bd.benchmarked_methods()
     args = bd.parse_args(["--seeds", "0", "1", "--epochs", "2", "--teacher-epochs", "1",
                           "--data-overrides", SMALL, "--grid-dir", str(tmp_path),
                           "--set", "kd:distill.params.alpha=0.3", "train.lr=0.002"])
     exp = expand(bd, bd.build_spec(args, methods))
     nodes = nodes_by_name(exp)
-    assert set(nodes) == {"teacher", "teacher_acc"}
+    assert set(nodes) == set(bd.NODES)
     teacher, teacher_acc = nodes["teacher"], nodes["teacher_acc"]
     assert (teacher.config.model.name, teacher.config.model.view) == ("cnn1d", ["acc", "gyro"])
     assert (teacher_acc.config.model.name, teacher_acc.config.model.view) == ("cnn1d", ["acc"])
-    for node in (teacher, teacher_acc):
-        assert node.deps == () and node.config.train.epochs == 1
-        assert node.config.data_overrides == SMALL_DATA  # the teachers follow the cells' data
+    for node in nodes.values():
+        assert node.config.train.epochs == 1
+        assert node.config.data_overrides["subjects"] == SMALL_DATA["subjects"]  # the cells' data
+    # the chain: teacher -> assistant -> assistant2, each step kd
+    assert nodes["assistant"].deps == (teacher.hash,)
+    assert nodes["assistant2"].deps == (nodes["assistant"].hash,)
+    assert nodes["assistant2"].config.distill.method == "kd"
+    assert nodes["subset1"].config.data_overrides["split"]["subset"]["index"] == 1
     assert Counter(c.axes["method"] for c in exp.cells) == {m.label: 2 for m in methods}
     for cell in exp.cells:
         label, seed = cell.axes["method"], int(cell.axes["seed"])
         method = next(m for m in methods if m.label == label)
         own = load_run_config(method.config)
-        if label == "kd-acc":
-            wanted = (teacher_acc.hash,)
-        else:  # every method whose config names a teacher is taught by the teacher node
-            wanted = (teacher.hash,) if own.teachers else ()
+        wanted = tuple(nodes[n].hash for n in method.teachers.values())
         assert cell.deps == wanted, label
         assert [t.node for t in cell.config.teachers.values()] == list(wanted)
-        if own.teachers:
-            assert list(cell.config.teachers) == list(own.teachers)
+        assert list(cell.config.teachers) == list(method.teachers)
         # the cell is the method's own config, with the benchmark's settings over it
         alpha = {"alpha": 0.3} if label == "kd" else {}
         expected = comparable(own, epochs=2, patience=None, seed=seed, lr=0.002)
@@ -111,6 +139,10 @@ def test_distill_spec_is_one_cell_per_method_and_seed_over_two_teacher_nodes(tmp
         assert comparable(cell.config) == expected, label
     kd_acc = next(c for c in exp.cells if c.axes["method"] == "kd-acc")
     assert kd_acc.config.distill.params["alpha"] != 0.3  # a prefixed --set reaches one method
+    # only the nodes the chosen methods need are trained
+    few = bd.chosen(methods, ["none", "takd-chain"], {})
+    args.set = []
+    assert set(nodes_by_name(expand(bd, bd.build_spec(args, few)))) == {"teacher", "assistant"}
 
 
 # -- bench_pskd -------------------------------------------------------------------------------
@@ -226,7 +258,7 @@ def test_overrides_go_to_every_label_or_the_one_named():
 
 
 @pytest.mark.parametrize(("script", "argv", "says"), [
-    ("bench_distill", ["--methods", "takd"], "'takd' is not benchmarked"),
+    ("bench_distill", ["--methods", "pskd"], "'pskd' is not benchmarked"),
     ("bench_pskd", ["--set", "nobody:train.lr=1"], "'nobody' is none of"),
     ("bench_train", ["--epochs-for", "deepconvlstm=x"], "--epochs-for: expected MODEL=N"),
 ])
