@@ -31,6 +31,7 @@ Reproduce (from the repository root; a rerun reuses every finished run of the gr
     python benchmarks/bench_distill.py --methods kd --set kd:distill.params.alpha=0.9 \
         --grid-dir runs/bench/tune --out runs/bench/tune      # a validation sweep point
     python benchmarks/bench_distill.py --dry-run                 # the graph, nothing trained
+    python benchmarks/bench_distill.py --analyse-only --seeds 0 1 2   # tables of what finished
 
 Writes <out>/distill.json and distill.md (default benchmarks/results).
 """
@@ -157,6 +158,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--notes", type=Path, default=None,
                    help="markdown appended to distill.md when the file exists (default: "
                         f"{NOTES.relative_to(REPO)} when --out is the results folder)")
+    p.add_argument("--analyse-only", action="store_true",
+                   help="train nothing: tabulate the runs of this spec already finished in "
+                        "--grid-dir (a method with fewer seeds than asked shows its count)")
     add_engine_arguments(p, GRID_DIR)
     return p.parse_args(argv)
 
@@ -263,16 +267,17 @@ def needed_nodes(methods: list[Method]) -> list[str]:
 
 def chosen(methods: list[Method], wanted: list[str] | None,
            skipped: dict[str, str]) -> list[Method]:
-    """The arms `--methods` names (all by default); an unknown name raises, saying why."""
+    """The arms `--methods` names, in the order named (the grid trains them in that order;
+    all, in table order, by default); an unknown name raises, saying why."""
     if wanted is None:
         return methods
-    labels = [m.label for m in methods]
+    by_label = {m.label: m for m in methods}
     for name in wanted:
-        if name not in labels:
+        if name not in by_label:
             why = f" ({skipped[name]})" if name in skipped else ""
             raise ConfigError(f"--methods: {name!r} is not benchmarked{why}; benchmarked: "
-                              f"{labels}")
-    return [m for m in methods if m.label in wanted]
+                              f"{list(by_label)}")
+    return [by_label[name] for name in dict.fromkeys(wanted)]
 
 
 def build_spec(args: argparse.Namespace, methods: list[Method]) -> dict[str, Any]:
@@ -408,12 +413,12 @@ def write_markdown(path: Path, result: dict[str, Any], notes: Path | None) -> No
                   if k.startswith("s_per_epoch_") and k != "s_per_epoch_main")]
         if extra:
             secs += f" ({', '.join(extra)})"
-        cells.append((method, format_mean_std(MeanStd(**r["test_macro_f1"]), 4),
+        cells.append((method, len(r["per_seed"]), format_mean_std(MeanStd(**r["test_macro_f1"]), 4),
                       format_mean_std(MeanStd(**r["val_macro_f1"]), 4),
                       *(format_paired(vs[o]) if o in vs else "" for o in (BASELINE, *CONTROLS)),
                       gap, f"{r['test_ece']['mean']:.3f}", secs))
     lines.append(markdown_table(
-        ("method", "test macro-F1 (mean ± std)", "val macro-F1", "paired diff vs none",
+        ("method", "seeds", "test macro-F1 (mean ± std)", "val macro-F1", "paired diff vs none",
          "vs ls", "vs kd-acc", "gap closed", "ECE", "s/epoch"), cells).rstrip("\n"))
     methods = result["methods"]
     free = [m for m in WITHOUT_TRAINING_WINDOWS if m in methods]
@@ -455,19 +460,24 @@ def main(argv: list[str] | None = None) -> int:
         methods, skipped, left_out = benchmarked_methods()
         for name, why in skipped.items():
             print(f"skipped {name}: {why}")
+        table_order = [m.label for m in methods]
         methods = chosen(methods, args.methods, skipped)
         spec = make_spec(build_spec(args, methods), source="benchmarks/bench_distill.py")
         if args.dry_run:
             print(dry_run(spec, None, args.grid_dir))
             return 0
         expansion = spec.expand()
-        summary = run_spec(spec, args, args.threads)
-        why = unfinished(summary)
-        if why is not None:
-            print(f"bench_distill: {why}", file=sys.stderr)
-            return 1
-        result = tabulate(read_runs(args.grid_dir, expansion, "method"),
-                          [m.label for m in methods])
+        if not args.analyse_only:
+            why = unfinished(run_spec(spec, args, args.threads))
+            if why is not None:
+                print(f"bench_distill: {why}", file=sys.stderr)
+                return 1
+        runs = read_runs(args.grid_dir, expansion, "method")
+        labels = [m for m in table_order if m in runs.cells and m in
+                  {x.label for x in methods}]
+        if BASELINE not in labels:
+            raise ConfigError(f"{args.grid_dir}: no finished `{BASELINE}` run to compare with")
+        result = tabulate(runs, labels)
     except (ConfigError, OSError, ValueError) as err:
         print(f"bench_distill: {err}", file=sys.stderr)
         return 2
@@ -481,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "epochs": args.epochs,
         "patience": args.patience,
+        "complete": all(len(runs.cells[m]) == len(args.seeds) for m in labels)
+        and len(labels) == len(methods),
         "teacher_epochs": args.teacher_epochs,
         "threads": args.threads,
         "workers": args.workers,
