@@ -224,7 +224,10 @@ class RunStore:
         return default if r is None else json.loads(r["value"])
 
     def register(self, runs: Iterable[GridRun]) -> int:
-        """Add the runs not yet stored as pending; returns how many were new."""
+        """Add the runs not yet stored as pending, and give every pending run its index in
+        `runs`, so a resumed grid trains what is left in the order of the spec it runs now;
+        returns how many were new."""
+        runs = list(runs)
         with self._tx() as db:
             before = db.total_changes
             db.executemany(
@@ -233,7 +236,10 @@ class RunStore:
                 [(r.hash, r.index, r.kind, json.dumps(list(r.deps)), _json(r.axes),
                   _json(r.config.model_dump(mode="json"))) for r in runs],
             )
-            return db.total_changes - before
+            new = db.total_changes - before
+            db.executemany("UPDATE runs SET idx = ? WHERE hash = ? AND status = 'pending'",
+                           [(r.index, r.hash) for r in runs])
+            return new
 
     def recover(self, lease_s: float = DEFAULT_LEASE_S, host: str | None = None) -> list[RunRow]:
         """Reset interrupted `running` rows to pending; returns them as they were."""

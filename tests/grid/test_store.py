@@ -63,6 +63,24 @@ def test_concurrent_writers_never_share_a_run(tmp_path):
     assert mode == "wal"
 
 
+def test_a_resumed_spec_trains_what_is_left_in_its_own_order(tmp_path):
+    host, pid = socket.gethostname(), os.getpid()
+    first = runs(4)
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        store.register(first)
+        done = store.claim(None, host, pid)
+        assert done.hash == first[0].hash
+        assert store.complete(done.hash, host, pid, {}, {}, None, 1.0)
+        # the same runs, the spec now listing them in reverse: the pending ones follow it
+        raw = {"name": "s", "base": BASE, "axes": {"seed": [3, 2, 1, 0]}}
+        again = spec_from_dict(raw).expand().runs
+        assert {r.hash for r in again} == {r.hash for r in first}
+        assert store.register(again) == 0
+        order = [store.claim(None, host, pid).hash for _ in range(3)]
+        assert order == [first[3].hash, first[2].hash, first[1].hash]
+        assert store.get(done.hash).index == 0  # a finished run keeps its place
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
