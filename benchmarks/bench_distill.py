@@ -84,8 +84,17 @@ GRID_DIR = REPO / "runs" / "bench" / "distill"
 NOTES = RESULTS / "distill.notes.md"
 BASELINE = "none"
 KD_ACC = "kd-acc"
-#: teacher -> assistant -> student: kd from the `assistant` node (Mirzadeh et al.'s chain)
-TAKD_CHAIN = "takd-chain"
+#: arms that are a registered method with other teachers or settings: label -> (method, the
+#: node of each teacher key (None: the method's own), overrides of its cells)
+VARIANTS: dict[str, tuple[str, dict[str, str] | None, dict[str, Any]]] = {
+    # the control: the same KD from a teacher that sees only the student's sensors
+    KD_ACC: ("kd", {"cnn1d": "teacher_acc"}, {}),
+    # teacher -> assistant -> student (Mirzadeh et al.'s chain): kd from the `assistant` node
+    "takd-chain": ("kd", {"cnn1d": "assistant"}, {}),
+    # AMAL's meta-objective on carved training subjects instead of the validation split, whose
+    # labels then steer no training and select the model cleanly
+    "amal-carved": ("amal", None, {"distill.params.meta_split": "carved"}),
+}
 #: the controls every lift must beat, besides the student alone
 CONTROLS = ("ls", KD_ACC)
 #: the acc+gyro teacher node, and the acc-only one of the `kd-acc` control
@@ -138,6 +147,7 @@ class Method:
     label: str
     config: Path
     teachers: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -227,9 +237,9 @@ def skip_reason(name: str, cls: type[Distiller], base: RunConfig) -> str | None:
 
 
 def benchmarked_methods() -> tuple[list[Method], dict[str, str], dict[str, str]]:
-    """The arms in table order (the registry's methods that fit, and the `kd-acc` and
-    `takd-chain` arms), the registered methods left out with the reason, and what was left
-    out of a method that runs."""
+    """The arms in table order (the registry's methods that fit, and the `VARIANTS` of them),
+    the registered methods left out with the reason, and what was left out of a method that
+    runs."""
     base = load_run_config(DISTILL / f"{BASELINE}.yaml")
     arms: dict[str, Method] = {}
     skipped: dict[str, str] = {}
@@ -244,10 +254,10 @@ def benchmarked_methods() -> tuple[list[Method], dict[str, str], dict[str, str]]
         arms[name] = Method(name, path, nodes or {})
         if note:
             notes[name] = note
-    if "kd" in arms:
-        (key,) = arms["kd"].teachers
-        arms[KD_ACC] = Method(KD_ACC, arms["kd"].config, {key: TEACHER_ACC})
-        arms[TAKD_CHAIN] = Method(TAKD_CHAIN, arms["kd"].config, {key: "assistant"})
+    for label, (method, teachers, overrides) in VARIANTS.items():
+        if method in arms:
+            own = arms[method]
+            arms[label] = Method(label, own.config, teachers or own.teachers, overrides)
     order = [m for m in FIRST if m in arms] + sorted(m for m in arms if m not in FIRST)
     return [arms[m] for m in order], skipped, notes
 
@@ -288,7 +298,7 @@ def build_spec(args: argparse.Namespace, methods: list[Method]) -> dict[str, Any
     axis = [
         config_bundle(m.label, load_run_config(m.config),
                       {key: {"from": node} for key, node in m.teachers.items()},
-                      {**common, **overrides_for(overrides, m.label)})
+                      {**common, **m.overrides, **overrides_for(overrides, m.label)})
         for m in methods
     ]
     nodes = {name: {"config": str(NODES[name]["config"]),

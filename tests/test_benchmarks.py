@@ -58,7 +58,7 @@ def test_distill_arms_are_the_registered_methods_that_fit_and_the_controls():
     methods, skipped, left_out = bd.benchmarked_methods()
     labels = [m.label for m in methods]
     registry = distiller_classes()
-    assert set(labels) == (set(registry) - set(skipped)) | {"kd-acc", "takd-chain"}
+    assert set(labels) == (set(registry) - set(skipped)) | set(bd.VARIANTS)
     assert labels[:4] == ["none", "ls", "kd", "kd-acc"]  # the baseline and the controls first
     for name in registry:
         if not (bd.DISTILL / f"{name}.yaml").is_file():
@@ -67,7 +67,8 @@ def test_distill_arms_are_the_registered_methods_that_fit_and_the_controls():
     assert {"takd", "camkd", "cskd", "roskd", "mrkd"} <= set(labels)
     assert "pskd" in skipped
     for m in methods:
-        own = bd.DISTILL / f"{'kd' if m.label in ('kd-acc', 'takd-chain') else m.label}.yaml"
+        method = bd.VARIANTS[m.label][0] if m.label in bd.VARIANTS else m.label
+        own = bd.DISTILL / f"{method}.yaml"
         assert m.config == own
         cfg = load_run_config(own)
         kept = [k for k in cfg.teachers if k not in bd.LEFT_OUT]
@@ -76,6 +77,9 @@ def test_distill_arms_are_the_registered_methods_that_fit_and_the_controls():
     assert left_out == {"camkd": left_out["camkd"]} and "transformer" in left_out["camkd"]
     assert methods[labels.index("kd-acc")].teachers == {"cnn1d": "teacher_acc"}
     assert methods[labels.index("takd-chain")].teachers == {"cnn1d": "assistant"}
+    carved = methods[labels.index("amal-carved")]
+    assert carved.teachers == {"cnn1d": "teacher"}
+    assert carved.overrides == {"distill.params.meta_split": "carved"}
     assert set(methods[labels.index("roskd")].teachers.values()) == {"subset0", "subset1",
                                                                      "subset2"}
     with pytest.raises(ConfigError, match="'pskd' is not benchmarked \\(no configs"):
@@ -136,8 +140,11 @@ def test_distill_spec_is_one_cell_per_method_and_seed_over_the_nodes_it_needs(tm
         alpha = {"alpha": 0.3} if label == "kd" else {}
         expected = comparable(own, epochs=2, patience=None, seed=seed, lr=0.002)
         expected["data_overrides"] = SMALL_DATA
-        expected["distill"]["params"] |= alpha
+        expected["distill"]["params"] |= alpha | {
+            k.removeprefix("distill.params."): v for k, v in method.overrides.items()}
         assert comparable(cell.config) == expected, label
+    carved = next(c for c in exp.cells if c.axes["method"] == "amal-carved")
+    assert carved.config.distill.params["meta_split"] == "carved"
     kd_acc = next(c for c in exp.cells if c.axes["method"] == "kd-acc")
     assert kd_acc.config.distill.params["alpha"] != 0.3  # a prefixed --set reaches one method
     # only the nodes the chosen methods need are trained
