@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from data_prep.recording import Recording, RecordingError, label_values
 from data_prep.repair import repair
 from data_prep.resample import resample
 from data_prep.splits import OUTSIDE_SUBSET, assign_splits
-from data_prep.windowing import LabelledWindows, extract, label_windows
+from data_prep.windowing import LabelledWindows, extract, label_windows, window_mean_std
 from data_prep.windowset import POOL, SPLIT_INDEX, SPLITS, WindowSet
 
 #: why a window of a training subject outside the label budget has no label (dropped, or pooled)
@@ -210,26 +211,32 @@ def build_windowset(
     null_index = len(cfg.labels) if cfg.null_class == "keep" else None
     dropped = Counter(report["dropped"])
     pooled = Counter(dict.fromkeys(POOL_REASONS, 0))
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("X", "y", "subject", "recording", "start", "split")
-    }
+    pieces = []  # (recording index, starts, y, split index)
     for i, rec in enumerate(recordings):
         role = role_of[rec.subject]
         role = "train" if role == OUTSIDE_SUBSET else role  # dropped after the statistics
         win_step = test_step if role == "test" else step
         win = label_windows(rec.labels, length, win_step, cfg.purity, class_of, null_index)
         for starts, y, split in route_windows(win, role, cfg.split.pool, dropped, pooled):
-            n = len(starts)
-            parts["X"].append(extract(rec.signals, starts, length))
-            parts["y"].append(y)
-            parts["subject"].append(np.full(n, rec.subject))
-            parts["recording"].append(np.full(n, i, dtype=np.int64))
-            parts["start"].append(starts)
-            parts["split"].append(np.full(n, split, dtype=np.uint8))
-    arrays = {k: np.concatenate(parts.pop(k)) for k in list(parts)}  # each part freed once joined
-    arrays["subject"] = arrays["subject"].astype(str)
-    train = arrays["split"] == SPLIT_INDEX["train"]
-    norm = train_norm(arrays["X"][train])
+            pieces.append((i, starts, y, split))
+    # every window cut straight into its place in one array: no per-recording copy to join
+    counts = [len(starts) for _, starts, _, _ in pieces]
+    x = np.empty((sum(counts), recordings[0].signals.shape[1], length), dtype=np.float32)
+    for (i, starts, _, _), at in zip(pieces, np.cumsum([0, *counts])[:-1], strict=True):
+        extract(recordings[i].signals, starts, length, out=x[at : at + len(starts)])
+    arrays = {
+        "X": x,
+        "y": _joined((y for _, _, y, _ in pieces), np.int64),
+        "subject": _joined((np.full(len(s), recordings[i].subject) for i, s, _, _ in pieces), str),
+        "recording": _joined((np.full(len(s), i, np.int64) for i, s, _, _ in pieces), np.int64),
+        "start": _joined((s for _, s, _, _ in pieces), np.int64),
+        "split": _joined((np.full(len(s), k, np.uint8) for _, s, _, k in pieces), np.uint8),
+    }
+    train_index = SPLIT_INDEX["train"]
+    norm = train_norm(
+        [(recordings[i].signals, s) for i, s, _, k in pieces if k == train_index], length
+    )
+    train = arrays["split"] == train_index
     noise = None
     if cfg.split.label_noise is not None:
         arrays["y"], noise = add_label_noise(arrays["y"], train, arrays["recording"],
@@ -279,6 +286,11 @@ def build_windowset(
     return WindowSet(**arrays, meta=meta)
 
 
+def _joined(parts: Iterator[np.ndarray], dtype: Any) -> np.ndarray:
+    """The parts end to end (an empty array of `dtype` when there are none)."""
+    return np.concatenate([np.zeros(0, dtype), *parts])
+
+
 def route_windows(
     win: LabelledWindows, role: str, pool: bool, dropped: Counter, pooled: Counter
 ) -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -305,10 +317,13 @@ def route_windows(
     return pieces
 
 
-def train_norm(x_train: np.ndarray) -> dict[str, list[float]]:
-    """Per-channel mean and std over the training windows [N, C, T] (std floored at 1e-6)."""
-    if x_train.shape[0] == 0:
+def train_norm(pieces: list[tuple[np.ndarray, np.ndarray]], length: int) -> dict[str, list[float]]:
+    """Per-channel mean and std over the training windows (std floored at 1e-6).
+
+    `pieces` are the training (signals [T, C], window starts) of each recording: the figures of
+    the windows [N, C, L] they give, computed from the signals (`window_mean_std`).
+    """
+    if not any(len(starts) for _, starts in pieces):
         raise RecordingError("the training split has no windows; cannot compute normalisation")
-    mean = x_train.mean(axis=(0, 2), dtype=np.float64)
-    std = x_train.std(axis=(0, 2), dtype=np.float64)
+    mean, std = window_mean_std(pieces, length)
     return {"mean": mean.tolist(), "std": np.maximum(std, 1e-6).tolist()}

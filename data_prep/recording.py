@@ -6,6 +6,7 @@ consumes them. See docs/architecture.md 4.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,10 +89,11 @@ class Recording:
                 raise RecordingError(
                     f"{where}: group {name!r} has channel indices {bad} outside 0..{c - 1}"
                 )
-        if not np.isfinite(self.signals).all():
-            rows = np.flatnonzero(~np.isfinite(self.signals).all(axis=1))
+        first = first_nonfinite(self.signals)
+        if first is not None:
+            rows = int((~np.isfinite(self.signals).all(axis=1)).sum())
             raise RecordingError(
-                f"{where}: {rows.size} samples hold NaN/inf (first at sample {rows[0]}); "
+                f"{where}: {rows} samples hold NaN/inf (first at sample {first}); "
                 "repair them (data_prep.repair) before validation"
             )
         if self.timestamps is not None:
@@ -99,19 +101,43 @@ class Recording:
                 raise RecordingError(
                     f"{where}: timestamps must have shape ({n},), got {self.timestamps.shape}"
                 )
-            steps = np.diff(self.timestamps)
-            if (steps <= 0).any():
-                i = int(np.flatnonzero(steps <= 0)[0])
-                raise RecordingError(
-                    f"{where}: time stamps must increase strictly; sample {i + 1} has "
-                    f"{self.timestamps[i + 1]!r} after {self.timestamps[i]!r}"
-                )
+            for offset, steps in time_steps(self.timestamps):
+                if steps.min() <= 0:
+                    i = offset + int(np.flatnonzero(steps <= 0)[0])
+                    raise RecordingError(
+                        f"{where}: time stamps must increase strictly; sample {i + 1} has "
+                        f"{float(self.timestamps[i + 1])!r} after {float(self.timestamps[i])!r}"
+                    )
         return self
+
+
+#: rows a chunked pass over a long recording takes at a time: its temporaries stay in cache and
+#: are reused, so a multi-day recording gets no mask or float64 copy of its own size
+ROW_CHUNK = 1 << 16
+
+
+def first_nonfinite(values: np.ndarray) -> int | None:
+    """The first index along axis 0 of `values` holding NaN or inf (any column), or None."""
+    for a in range(0, values.shape[0], ROW_CHUNK):
+        finite = np.isfinite(values[a : a + ROW_CHUNK])
+        if not finite.all():
+            rows = finite.reshape(len(finite), -1).all(axis=1)
+            return a + int(np.argmin(rows))
+    return None
+
+
+def time_steps(t: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """`np.diff(t)` a chunk at a time: (offset, steps) with steps[k] = t[offset + k + 1] -
+    t[offset + k]. The steps live in one reused buffer, valid until the next chunk."""
+    buffer = np.empty(min(ROW_CHUNK, max(len(t) - 1, 0)), dtype=t.dtype)
+    for a in range(0, len(t) - 1, ROW_CHUNK):
+        b = min(a + ROW_CHUNK, len(t) - 1)
+        yield a, np.subtract(t[a + 1 : b + 1], t[a:b], out=buffer[: b - a])
 
 
 #: labels spanning at most this many ids are counted (one pass) rather than sorted
 _COUNTED_SPAN = 1 << 16
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 
 
 def label_values(labels: np.ndarray) -> np.ndarray:

@@ -26,16 +26,16 @@ from collections import Counter
 
 import numpy as np
 
-from data_prep.recording import Recording, RecordingError
+from data_prep.recording import Recording, RecordingError, first_nonfinite, time_steps
 
 
 def repair(rec: Recording, max_gap_s: float) -> tuple[list[Recording], dict[str, int]]:
     """Repair `rec` (rules in the module docstring); return its parts and the counts."""
     counts: Counter = Counter()
     rec = _drop_duplicate_timestamps(rec, counts)
-    finite = np.isfinite(rec.signals)
-    if finite.all():
+    if first_nonfinite(rec.signals) is None:
         return [rec], _nonzero(counts)
+    finite = np.isfinite(rec.signals)
     max_gap = int(np.floor(max_gap_s * rec.rate_hz + 1e-9))
     keep = np.ones(rec.n_samples, dtype=bool)
     for c in range(finite.shape[1]):
@@ -77,20 +77,22 @@ def _drop_duplicate_timestamps(rec: Recording, counts: Counter) -> Recording:
     if t is None:
         return rec
     where = f"{rec.source} (subject {rec.subject}, session {rec.session})"
-    bad = np.flatnonzero(~np.isfinite(t))
-    if bad.size:
-        raise RecordingError(f"{where}: sample {bad[0]} has time stamp {float(t[bad[0]])}")
-    steps = np.diff(t)
-    back = np.flatnonzero(steps < 0)
-    if back.size:
-        i = int(back[0]) + 1
-        raise RecordingError(
-            f"{where}: time stamps go backwards at sample {i}: {float(t[i])} s after "
-            f"{float(t[i - 1])} s"
-        )
-    dup = steps == 0
-    if not dup.any():
+    bad = first_nonfinite(t)
+    if bad is not None:
+        raise RecordingError(f"{where}: sample {bad} has time stamp {float(t[bad])}")
+    repeated = False
+    for offset, steps in time_steps(t):
+        low = steps.min()
+        if low < 0:
+            i = offset + int(np.flatnonzero(steps < 0)[0]) + 1
+            raise RecordingError(
+                f"{where}: time stamps go backwards at sample {i}: {float(t[i])} s after "
+                f"{float(t[i - 1])} s"
+            )
+        repeated |= bool(low == 0)
+    if not repeated:
         return rec
+    dup = np.diff(t) == 0
     counts["duplicate_timestamps_dropped"] = int(dup.sum())
     keep = np.concatenate([[True], ~dup])
     return dataclasses.replace(

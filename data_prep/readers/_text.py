@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_prep.recording import RecordingError
+from data_prep.recording import RecordingError, time_steps
 
 _NAN = ["NaN", "nan"]
 
@@ -65,11 +65,13 @@ def time_runs(t: np.ndarray, max_gap_s: float, counts: Counter) -> list[slice]:
 
     `counts` gains `runs_split_at_time_gap` and `runs_split_at_backward_time`.
     """
-    steps = np.diff(t)
-    gap, back = steps > max_gap_s, steps < 0
-    counts["runs_split_at_time_gap"] += int(gap.sum())
-    counts["runs_split_at_backward_time"] += int(back.sum())
-    bounds = [0, *(np.flatnonzero(gap | back) + 1).tolist(), len(t)]
+    cuts = []
+    for offset, steps in time_steps(t):  # a chunk at a time: no step array of a long recording
+        gap, back = steps > max_gap_s, steps < 0
+        counts["runs_split_at_time_gap"] += int(np.count_nonzero(gap))
+        counts["runs_split_at_backward_time"] += int(np.count_nonzero(back))
+        cuts += (np.flatnonzero(gap | back) + offset + 1).tolist()
+    bounds = [0, *cuts, len(t)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 

@@ -71,7 +71,7 @@ from data_prep.readers.annotations import (
     load_annotations,
     parse_timezone,
 )
-from data_prep.recording import Recording, RecordingError
+from data_prep.recording import ROW_CHUNK, Recording, RecordingError
 
 #: Axivity, ActiGraph and GENEActiv files (each may also be gzipped)
 SUFFIXES = (".cwa", ".gt3x", ".bin")
@@ -99,14 +99,15 @@ class DeviceFile:
 
 @dataclass
 class DeviceData:
-    """One file as read: signals [T, C] float32, time stamps [T] seconds, non-wear mask [T]."""
+    """One file as read: signals [T, C] float32, time stamps [T] seconds, and the non-wear
+    episodes as sorted, disjoint [start, stop) sample ranges."""
 
     file: DeviceFile
     signals: np.ndarray
     channels: list[str]
     t: np.ndarray
     rate_hz: float
-    nonwear: np.ndarray
+    nonwear: list[tuple[int, int]]
     details: dict[str, Any]
 
 
@@ -227,11 +228,16 @@ def read(path: str | Path, options: DeviceOptions) -> ReadResult:
     for d, annotated in zip(data, assigned, strict=True):
         labels = label_samples(annotated, d.t)
         if rows:
-            counts["device_samples_unannotated"] += int((labels == -1).sum())
-        counts["device_samples_nonwear"] += int(d.nonwear.sum())
-        counts["device_samples_annotated_in_nonwear"] += int((labels[d.nonwear] != -1).sum())
-        labels[d.nonwear] = -1
-        keep = _wear_span(d.nonwear) if o.clip_to_wear else slice(0, len(d.t))
+            counts["device_samples_unannotated"] += sum(
+                int(np.count_nonzero(labels[a : a + ROW_CHUNK] == -1))
+                for a in range(0, len(labels), ROW_CHUNK)
+            )
+        for a, b in d.nonwear:
+            counts["device_samples_nonwear"] += b - a
+            annotated_in_nonwear = np.count_nonzero(labels[a:b] != -1)
+            counts["device_samples_annotated_in_nonwear"] += int(annotated_in_nonwear)
+            labels[a:b] = -1
+        keep = _wear_span(d.nonwear, len(d.t)) if o.clip_to_wear else slice(0, len(d.t))
         counts["device_samples_clipped_to_wear"] += len(d.t) - (keep.stop - keep.start)
         details[str(d.file.path)] = d.details
         recordings += _recordings(d, labels, keep, names, o.max_gap_s, counts)
@@ -324,14 +330,22 @@ def read_file(
     details = _details(info, calibrate)
     if calibrate and not info.get("CalibOK"):
         counts["device_recordings_not_calibrated"] += 1
-    mask = np.zeros(len(frame), dtype=bool)
+    spans: list[tuple[int, int]] = []  # non-wear sample ranges, sorted and disjoint
     if nonwear is not None:
         episodes = actipy.processing.find_nonwear_segments(frame, **nonwear)
         times = frame.index.asi8
-        for start, length in episodes.items():
-            a = np.searchsorted(times, start.value, side="left")
-            b = np.searchsorted(times, (start + length).value, side="right")
-            mask[a:b] = True
+        found = sorted(
+            (
+                int(np.searchsorted(times, start.value, side="left")),
+                int(np.searchsorted(times, (start + length).value, side="right")),
+            )
+            for start, length in episodes.items()
+        )
+        for a, b in found:
+            if spans and a <= spans[-1][1]:  # touching or overlapping the one before: joined
+                spans[-1] = (spans[-1][0], max(b, spans[-1][1]))
+            elif b > a:
+                spans.append((a, b))
         details["nonwear_episodes"] = len(episodes)
         details["nonwear_s"] = round(float(episodes.sum().total_seconds()), 3)
     # column by column, each freed once copied: a multi-day file never exists twice
@@ -344,7 +358,7 @@ def read_file(
     t = frame.index.asi8 / _NS
     del frame
     channels = [COLUMNS[c] for c in columns]
-    return DeviceData(file, signals, channels, t, float(info["SampleRate"]), mask, details)
+    return DeviceData(file, signals, channels, t, float(info["SampleRate"]), spans, details)
 
 
 def check_magic(path: Path) -> None:
@@ -408,9 +422,11 @@ def _details(info: dict[str, Any], calibrate: bool) -> dict[str, Any]:
     return out
 
 
-def _wear_span(nonwear: np.ndarray) -> slice:
-    worn = np.flatnonzero(~nonwear)
-    return slice(int(worn[0]), int(worn[-1]) + 1) if worn.size else slice(0, 0)
+def _wear_span(nonwear: list[tuple[int, int]], n: int) -> slice:
+    """From the first to the last worn sample of `n`, given the non-wear episodes."""
+    first = nonwear[0][1] if nonwear and nonwear[0][0] == 0 else 0
+    stop = nonwear[-1][0] if nonwear and nonwear[-1][1] == n else n
+    return slice(first, stop) if first < stop else slice(0, 0)
 
 
 def _recordings(

@@ -507,3 +507,18 @@ def test_shipped_example_config_prepares_device_files(tmp_path):
     assert ws.meta["read"]["recordings"] == 5 and len(ws.meta["read"]["details"]) == 5
     assert set(ws.label_names[k] for k in np.unique(ws.y)) == {"sitting", "walking"}
     assert ws.meta["repair"]["reader_device_recordings_not_calibrated"] == 5
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [[], [(0, 10)], [(90, 100)], [(0, 10), (90, 100)], [(20, 30), (50, 51)], [(0, 100)]],
+)
+def test_wear_span_runs_from_the_first_to_the_last_worn_sample(spans):
+    from data_prep.readers.device import _wear_span
+
+    nonwear = np.zeros(100, dtype=bool)
+    for a, b in spans:
+        nonwear[a:b] = True
+    worn = np.flatnonzero(~nonwear)
+    expected = slice(int(worn[0]), int(worn[-1]) + 1) if worn.size else slice(0, 0)
+    assert _wear_span(spans, 100) == expected

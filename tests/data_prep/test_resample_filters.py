@@ -111,3 +111,42 @@ def test_a_long_irregular_recording_is_resampled_chunk_by_chunk_without_seams(ma
     changes = np.flatnonzero(np.diff(out.labels)) + 1
     assert len(changes) == seconds // 1000  # one change each 1000 s, at its time
     assert np.abs(changes - np.arange(1, len(changes) + 1) * 50_000).max() <= 1
+
+
+@pytest.mark.parametrize("block", [7, 1 << 16])  # 7: many blocks, seams inside the extension
+@pytest.mark.parametrize(
+    ("up", "down"), [(1, 2), (2, 1), (1, 3), (3, 2), (2, 3), (25, 16), (16, 25), (33, 100)]
+)
+def test_polyphase_equals_scipy_resample_poly_bit_for_bit(monkeypatch, block, up, down):
+    from scipy.signal import resample_poly
+
+    from data_prep import resample as resample_module
+
+    monkeypatch.setattr(resample_module, "POLYPHASE_BLOCK", block)
+    rng = np.random.default_rng(up * 1000 + down)
+    for n in (1, 2, 5, 40, 41, 257, 3001):
+        x = (rng.standard_normal((n, 3)) * 0.5 + [0.2, -0.9, 0.4]).astype(np.float32)
+        x[n // 2 :, 1] = 0.0  # exact zeros: the sign of a zero sum must match too
+        expected = np.stack(
+            [resample_poly(x[:, c], up, down, padtype="line") for c in range(3)], axis=1
+        )
+        got = resample_module.polyphase(x, up, down)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_integer_downsampling_labels_take_every_kth_sample(make_recording):
+    rec, _ = _sine(make_recording, rate=100.0, seconds=1.01)  # 101 samples
+    rec = dataclasses.replace(rec, labels=np.arange(101, dtype=np.int32))
+    out = resample(rec, 50.0)
+    assert out.labels.dtype == np.int32 and out.labels.flags.c_contiguous
+    np.testing.assert_array_equal(out.labels, np.arange(0, 101, 2))
+
+
+def test_regular_time_stamps_within_the_rate_tolerance_are_not_resampled_onto_a_grid(
+    make_recording,
+):
+    rec, t = _sine(make_recording, rate=50.0)
+    stamps = t + np.random.default_rng(2).uniform(-0.0004, 0.0004, len(t))  # 2 % jitter
+    rec = dataclasses.replace(rec, timestamps=stamps)
+    assert resample(rec, 50.0) is rec

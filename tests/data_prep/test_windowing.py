@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from data_prep.windowing import (
     extract,
     label_windows,
     majority_labels,
+    window_mean_std,
     window_starts,
 )
 
@@ -82,6 +84,10 @@ def test_extract_copies_the_right_samples():
     assert out.shape == (3, 2, 8) and out.flags.c_contiguous
     np.testing.assert_array_equal(out[1], signals[5:13].T)
     assert extract(signals, np.zeros(0, dtype=np.int64), 8).shape == (0, 2, 8)
+    into = np.full((5, 2, 8), np.nan, dtype=np.float32)
+    assert extract(signals, np.array([0, 5, 12]), 8, out=into[1:4]) is not None
+    np.testing.assert_array_equal(into[1:4], out)
+    assert np.isnan(into[[0, 4]]).all()  # rows outside `out` untouched
 
 
 @FAST
@@ -98,6 +104,42 @@ def test_majority_over_any_ids_and_dtype_matches_counting_each_window(values, dt
     starts = window_starts(len(labels), length, step)
     if starts.size == 0:
         return
+    major, share = majority_labels(labels, starts, length)
+    for s, m, p in zip(starts, major, share, strict=True):
+        ids, counts = np.unique(labels[s : s + length], return_counts=True)
+        assert m == ids[counts.argmax()] and p == counts.max() / length
+
+
+@pytest.mark.parametrize("row_chunk", [5, 1 << 16])  # 5: windows span many blocks of samples
+def test_window_mean_std_equals_the_stacked_windows_figures(monkeypatch, row_chunk):
+    from data_prep import windowing
+
+    monkeypatch.setattr(windowing, "ROW_CHUNK", row_chunk)
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((300, 3)) * [1.0, 0.1, 5.0] + [0.5, 1000.0, -2.0]).astype(np.float32)
+    b = rng.standard_normal((90, 3)).astype(np.float32)
+    length = 16
+    pieces = [
+        (a, np.array([0, 4, 8, 40, 41, 200, 284])),  # overlapping, adjacent and lone windows
+        (a, np.array([100, 150])),  # a second piece of the same signals
+        (b, np.array([74, 10, 0])),  # unsorted starts; the last window ends the recording
+    ]
+    windows = np.concatenate([extract(x, s, length) for x, s in pieces]).astype(np.float64)
+    mean, std = window_mean_std(pieces, length)
+    np.testing.assert_allclose(mean, windows.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(std, windows.std(axis=(0, 2)), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("length", "step"), [(8, 3), (8, 8), (5, 11), (16, 4)])
+def test_majority_counted_a_stretch_at_a_time_matches_counting_each_window(
+    monkeypatch, length, step
+):
+    from data_prep import windowing
+
+    monkeypatch.setattr(windowing, "ROW_CHUNK", 7)  # stretches cut through windows and gaps
+    rng = np.random.default_rng(length * 100 + step)
+    labels = np.repeat(rng.choice([-1, 1, 2, 5], 60), rng.integers(1, 9, 60)).astype(np.int32)
+    starts = window_starts(len(labels), length, step)
     major, share = majority_labels(labels, starts, length)
     for s, m, p in zip(starts, major, share, strict=True):
         ids, counts = np.unique(labels[s : s + length], return_counts=True)
