@@ -9,9 +9,9 @@ int8 (QOperator and QDQ: size ratio, latency, agreement and macro-F1 change on t
 and streaming over a whole test recording at a 1 s hop. Weights are randomly initialised
 (latency does not depend on them); accuracy is the mean test macro-F1 of the finished runs
 under --runs-dir of each model on its view (benchmarks/bench_train.py writes them to
-runs/bench_train), and int8 is measured on the first of tiny's runs.
+runs/bench/train, its grid folder), and int8 is measured on the first of tiny's runs.
 
-    python benchmarks/bench_latency.py [--runs 3000] [--runs-dir runs/bench_train]
+    python benchmarks/bench_latency.py [--runs 3000] [--runs-dir runs/bench/train]
 
 Writes benchmarks/results/latency.json (+ latency.md/.csv table and latency.png).
 """
@@ -77,7 +77,8 @@ def finished_runs(runs_dir: Path) -> dict[str, tuple[Path, float]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3000, help="timed batch-1 runs per model")
-    ap.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "bench_train")
+    ap.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "bench" / "train",
+                    help="folder searched for finished runs (default: bench_train.py's grid)")
     ap.add_argument("--out", type=Path, default=RESULTS / "latency.json")
     args = ap.parse_args()
     t_start = time.time()
