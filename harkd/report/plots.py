@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,16 +15,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harkd.report.stats import MeanStd, format_mean_std  # noqa: E402
-from harkd.train.rundir import atomic_write_bytes  # noqa: E402
+from harkd.train.plots import save_figure  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), png.getvalue())
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def heatmap(means: pd.DataFrame, stds: pd.DataFrame, counts: pd.DataFrame, path: Path,

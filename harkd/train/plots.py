@@ -1,7 +1,9 @@
-"""Plots of a run (matplotlib, Agg, PNG): the training curve and the test confusion matrix."""
+"""Plots of a run (matplotlib, Agg, PNG): the training curve and the test confusion matrix,
+each written atomically (`save_figure`)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from harkd.train.rundir import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
+    """Lay out `fig`, write it to `path` as PNG atomically (a reader never sees half a file)
+    and close it."""
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), png.getvalue())
+    return Path(path)
 
 
 def plot_curve(history: Sequence[dict[str, Any]], path: Path, title: str) -> None:
@@ -26,9 +41,7 @@ def plot_curve(history: Sequence[dict[str, Any]], path: Path, title: str) -> Non
         ax2.plot(x, [np.nan if v is None else v for v in f1], color="tab:orange", marker=".")
         ax2.set_ylabel("validation macro-F1", color="tab:orange")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_confusion(
@@ -49,9 +62,7 @@ def plot_confusion(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def confusion_csv(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
