@@ -6,27 +6,36 @@ beats the two controls every lift must beat: label smoothing (`ls`, configs/dist
 softened target and no teacher) and KD from an acc-only cnn1d (`kd-acc`: what the teacher's
 gyroscope adds).
 
-How: one grid (`build_spec`). Two training nodes, each trained once and shared by every cell
-that needs it: `teacher`, configs/train/teacher_cnn1d.yaml (acc+gyro), and `teacher_acc`, the
-same config with `model.view: [acc]`. One cell per method × seed: the methods are those of the
-registry (`harkd.distill.base.distiller_classes()`) that have configs/distill/<method>.yaml and
-take one teacher or none on hapt-quick; each cell is the method's config with its teacher
-replaced by the `teacher` node, and `--epochs` / `--patience` / `--set` over it. Methods that
-need several teachers, other data (the synthetic paired set), another teacher network or
-unlabelled pool windows are skipped with a printed reason. Model selection is on validation
-macro-F1 only (inside `fit`); test subjects never train.
+How: one grid (`build_spec`). Training nodes, each trained once (seed 0) and shared by every
+cell that needs it (`NODES`): `teacher`, configs/train/teacher_cnn1d.yaml (acc+gyro);
+`teacher_acc`, the same on acc only; teacher assistants taught by kd along a chain (`assistant`,
+`assistant_small`, `assistant2`); three teachers on overlapping subsets of the training subjects
+(RoS-KD); the per-modality `branches` teacher. One cell per method × seed: the methods are
+those of the registry (`harkd.distill.base.distiller_classes()`) that have
+configs/distill/<method>.yaml on hapt-quick, each teacher key of the config taught by its node
+(`NODE_OF_KEY`; a node must train the network the config names), plus the `VARIANTS` (kd-acc,
+takd-chain, amal-carved); each cell is the method's config with `--epochs` / `--patience` /
+`--set` over it. Teachers in `LEFT_OUT` (the transformer and tinyhar, too slow on 2 cores) are
+dropped from a multi-teacher method that keeps enough others; a method whose teacher has no
+node, or that trains on other data or on unlabelled pool windows, is skipped with a printed
+reason. Model selection is on validation macro-F1 only (inside `fit`); test subjects never
+train.
 
 Reported, from the grid's run store: test macro-F1 mean ± std over seeds (and the validation
 macro-F1 that selected each model); the per-seed paired difference against `none`, `ls` and
 `kd-acc` with its 95 % bootstrap interval (`harkd.report.stats.paired_test`); the share of the
-none -> teacher gap closed; seconds per epoch per stage (IE-KD's auto-encoder stage apart). Every
+none -> teacher gap closed; test ECE; each test subject's macro-F1 (TASKED against `none`); the
+share of the teacher's and of `none`'s macro-F1 reached without training windows (CuDFKD,
+single-recording KD); seconds per epoch per stage (IE-KD's auto-encoder stage apart). Every
 run trains all its epochs by default (no early stopping: with patience 10 on the noisy
 3-subject validation split, runs stopped while the cosine learning rate was still high).
 
 Reproduce (from the repository root; a rerun reuses every finished run of the grid folder):
 
     python benchmarks/bench_distill.py --workers 2                # 3 seeds, 60 epochs
-    python benchmarks/bench_distill.py --seeds 0 1 2 3 4 --workers 2   # the recorded table
+    python benchmarks/bench_distill.py --epochs 30 --seeds 0 1 2 3 4 5 6 7 8 9 --workers 2 \
+        --methods none ls kd kd-acc takd-chain selfkd roskd amal amal-carved mixkd takd camkd \
+        cskd crd tasked bdkd mrkd iekd sk iedml srkd cgankd cudfkd   # the recorded table
     python benchmarks/bench_distill.py --epochs 8 --seeds 0 1 --methods none ls kd kd-acc sk
     python benchmarks/bench_distill.py --methods kd --set kd:distill.params.alpha=0.9 \
         --grid-dir runs/bench/tune --out runs/bench/tune      # a validation sweep point
