@@ -14,12 +14,12 @@ cell that needs it (`NODES`): `teacher`, configs/train/teacher_cnn1d.yaml (acc+g
 those of the registry (`harkd.distill.base.distiller_classes()`) that have
 configs/distill/<method>.yaml on hapt-quick, each teacher key of the config taught by its node
 (`NODE_OF_KEY`; a node must train the network the config names), plus the `VARIANTS` (kd-acc,
-takd-chain, amal-carved); each cell is the method's config with `--epochs` / `--patience` /
-`--set` over it. Teachers in `LEFT_OUT` (the transformer and tinyhar, too slow on 2 cores) are
-dropped from a multi-teacher method that keeps enough others; a method whose teacher has no
-node, or that trains on other data or on unlabelled pool windows, is skipped with a printed
-reason. Model selection is on validation macro-F1 only (inside `fit`); test subjects never
-train.
+takd-chain, amal-carved, takd-uniform); each cell is the method's config with `--epochs` /
+`--patience` / `--set` over it. Teachers in `LEFT_OUT` (the transformer and tinyhar, too slow
+on 2 cores) are dropped from a multi-teacher method that keeps enough others; a method whose
+teacher has no node, or that trains on other data or on unlabelled pool windows, is skipped
+with a printed reason. Model selection is on validation macro-F1 only (inside `fit`); test
+subjects never train.
 
 Reported, from the grid's run store: test macro-F1 mean ± std over seeds (and the validation
 macro-F1 that selected each model); the per-seed paired difference against `none`, `ls` and
@@ -35,7 +35,7 @@ Reproduce (from the repository root; a rerun reuses every finished run of the gr
     python benchmarks/bench_distill.py --workers 2                # 3 seeds, 60 epochs
     python benchmarks/bench_distill.py --epochs 30 --seeds 0 1 2 3 4 5 6 7 8 9 --workers 2 \
         --methods none ls kd kd-acc takd-chain selfkd roskd amal amal-carved mixkd takd camkd \
-        cskd crd tasked bdkd mrkd iekd sk iedml srkd cgankd cudfkd   # the recorded table
+        cskd takd-uniform crd tasked bdkd mrkd iekd sk iedml srkd cgankd cudfkd   # recorded
     python benchmarks/bench_distill.py --epochs 8 --seeds 0 1 --methods none ls kd kd-acc sk
     python benchmarks/bench_distill.py --methods kd --set kd:distill.params.alpha=0.9 \
         --grid-dir runs/bench/tune --out runs/bench/tune      # a validation sweep point
@@ -103,6 +103,8 @@ VARIANTS: dict[str, tuple[str, dict[str, str] | None, dict[str, Any]]] = {
     # AMAL's meta-objective on carved training subjects instead of the validation split, whose
     # labels then steer no training and select the model cleanly
     "amal-carved": ("amal", None, {"distill.params.meta_split": "carved"}),
+    # the TAKD assistant ensemble with uniform weights: no weight fitted on validation labels
+    "takd-uniform": ("takd", None, {"distill.params.weights": "uniform"}),
 }
 #: the controls every lift must beat, besides the student alone
 CONTROLS = ("ls", KD_ACC)
