@@ -14,7 +14,7 @@ cell that needs it (`NODES`): `teacher`, configs/train/teacher_cnn1d.yaml (acc+g
 those of the registry (`harkd.distill.base.distiller_classes()`) that have
 configs/distill/<method>.yaml on hapt-quick, each teacher key of the config taught by its node
 (`NODE_OF_KEY`; a node must train the network the config names), plus the `VARIANTS` (kd-acc,
-takd-chain, amal-carved, takd-uniform); each cell is the method's config with `--epochs` /
+takd-chain, amal-carved, takd-uniform, takd-acc); each cell is the method's config with `--epochs` /
 `--patience` / `--set` over it. Teachers in `LEFT_OUT` (the transformer and tinyhar, too slow
 on 2 cores) are dropped from a multi-teacher method that keeps enough others; a method whose
 teacher has no node, or that trains on other data or on unlabelled pool windows, is skipped
@@ -35,7 +35,7 @@ Reproduce (from the repository root; a rerun reuses every finished run of the gr
     python benchmarks/bench_distill.py --workers 2                # 3 seeds, 60 epochs
     python benchmarks/bench_distill.py --epochs 30 --seeds 0 1 2 3 4 5 6 7 8 9 --workers 2 \
         --methods none ls kd kd-acc takd-chain selfkd roskd amal amal-carved mixkd takd camkd \
-        cskd takd-uniform crd tasked bdkd mrkd iekd sk iedml srkd cgankd cudfkd   # recorded
+        takd-uniform takd-acc cskd crd tasked bdkd mrkd iekd sk iedml srkd cgankd cudfkd
     python benchmarks/bench_distill.py --epochs 8 --seeds 0 1 --methods none ls kd kd-acc sk
     python benchmarks/bench_distill.py --methods kd --set kd:distill.params.alpha=0.9 \
         --grid-dir runs/bench/tune --out runs/bench/tune      # a validation sweep point
@@ -105,6 +105,8 @@ VARIANTS: dict[str, tuple[str, dict[str, str] | None, dict[str, Any]]] = {
     "amal-carved": ("amal", None, {"distill.params.meta_split": "carved"}),
     # the TAKD assistant ensemble with uniform weights: no weight fitted on validation labels
     "takd-uniform": ("takd", None, {"distill.params.weights": "uniform"}),
+    # the TAKD assistant ensemble from the acc-only chain: what the gyroscope adds to it
+    "takd-acc": ("takd", {"assistant": "assistant_acc", "assistant2": "assistant2_acc"}, {}),
 }
 #: the controls every lift must beat, besides the student alone
 CONTROLS = ("ls", KD_ACC)
@@ -129,6 +131,14 @@ NODES: dict[str, dict[str, Any]] = {
     "assistant2": {"config": TRAIN / "student_tiny.yaml",
                    "set": {"model.name": "tiny_l", "distill": _KD_STEP,
                            "teachers": {"assistant": {"from": "assistant"}}}},
+    # the same chain on the student's sensors only (the acc-only control of the ensemble)
+    "assistant_acc": {"config": TEACHER_CONFIG,
+                      "set": {"model.view": ["acc"], "model.params": {"widths": [16, 32, 64]},
+                              "distill": _KD_STEP,
+                              "teachers": {"teacher": {"from": TEACHER_ACC}}}},
+    "assistant2_acc": {"config": TRAIN / "student_tiny.yaml",
+                       "set": {"model.name": "tiny_l", "distill": _KD_STEP,
+                               "teachers": {"assistant": {"from": "assistant_acc"}}}},
     "branches": {"config": TRAIN / "teacher_cnn1d_branches.yaml"},
     **{f"subset{k}": {"config": TEACHER_CONFIG,
                       "set": {"data_overrides.split.subset":
