@@ -48,6 +48,7 @@ Writes <out>/distill.json and distill.md (default benchmarks/results).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Iterable, Mapping
@@ -78,12 +79,18 @@ from engine_bench import (
 )
 
 from data_prep.configio import ConfigError
+from data_prep.windowset import WindowSet
 from harkd.commands.grid import dry_run
 from harkd.config import RunConfig, load_run_config
+from harkd.data import Normalizer, data_config, load_windowset
 from harkd.distill.base import Distiller, distiller_classes
 from harkd.grid.spec import Expansion
 from harkd.report.stats import MeanStd, format_mean_std, mean_std
 from harkd.report.tables import markdown_table
+from harkd.train.checkpoint import load_checkpoint, load_run_model
+from harkd.train.compat import check_compatible
+from harkd.train.metrics import evaluate
+from harkd.train.rundir import RunDir
 
 TRAIN = CONFIGS / "train"
 TEACHER_CONFIG = TRAIN / "teacher_cnn1d.yaml"
@@ -352,7 +359,8 @@ def effective_augmentation(expansion: Expansion) -> str:
 
 def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
     """Teachers, the per-method table and every run's summary, from the stored runs."""
-    per_run = {label: {seed: run_summary(row, runs.run_dir(row))
+    per_run = {label: {seed: {**run_summary(row, runs.run_dir(row)),
+                              "test_macro_f1_last": last_epoch_f1(runs.run_dir(row))}
                        for seed, row in sorted(runs.cells[label].items())} for label in labels}
     teachers = {name: {**run_summary(row, runs.run_dir(row)), "model": describe_node(name)}
                 for name, row in runs.nodes.items()}
@@ -381,12 +389,43 @@ def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
                 row["gap_closed"] = test.diff_mean / gap if gap > 0 else None
                 row["fraction_of_teacher"] = row["test_macro_f1"]["mean"] / teacher_f1
             row["paired_ece_vs_none"] = paired(by_seed, base, "test_ece")[0].to_dict()
-        row["paired"] = {other: paired(by_seed, per_run[other])[0].to_dict()
-                         for other in (BASELINE, *CONTROLS)
-                         if other != label and other in per_run and label != BASELINE}
+        others = [o for o in (BASELINE, *CONTROLS)
+                  if o != label and o in per_run and label != BASELINE]
+        row["paired"] = {o: paired(by_seed, per_run[o])[0].to_dict() for o in others}
+        last = [r["test_macro_f1_last"] for r in by_seed.values()]
+        if None not in last:  # the fixed-budget rule: the last epoch's weights, no selection
+            row["last_epoch"] = {
+                "test_macro_f1": mean_std(last).to_dict(),
+                "paired": {o: paired(by_seed, per_run[o], "test_macro_f1_last")[0].to_dict()
+                           for o in others
+                           if None not in (r["test_macro_f1_last"]
+                                           for r in per_run[o].values())}}
         table[label] = row
     return {"teacher": teachers.get(TEACHER), "teacher_acc": teachers.get(TEACHER_ACC),
             "nodes": teachers, "methods": table, "runs": per_run}
+
+
+def last_epoch_f1(run_dir: Path) -> float | None:
+    """Test macro-F1 of a finished run's student as its last epoch left it (last.safetensors:
+    a fixed epoch budget, no model selection on validation), or None when the run kept no
+    checkpoint or its student is not a plain model of its run card."""
+    model, card = load_run_model(run_dir)
+    found = load_checkpoint(RunDir(run_dir))
+    if found is None:
+        return None
+    state = {k.removeprefix(LAST_STUDENT): v for k, v in found[0].items()
+             if k.startswith(LAST_STUDENT)}
+    if set(state) != set(model.state_dict()):
+        return None
+    model.load_state_dict(state)
+    cfg = load_run_config(Path(run_dir) / "config.yaml")
+    key = json.dumps(data_config(cfg).model_dump(mode="json"), sort_keys=True)
+    if key not in _WINDOWSETS:
+        _WINDOWSETS[key] = load_windowset(cfg)
+    ws = _WINDOWSETS[key]
+    channels = check_compatible(card, ws, "evaluate", where=str(run_dir))
+    norm = Normalizer(card.norm.mean, card.norm.std)
+    return float(evaluate(model.eval(), ws, "test", norm, channels=channels)["macro_f1"])
 
 
 def per_subject_means(runs: Iterable[Mapping[str, Any]]) -> dict[str, float]:
@@ -401,6 +440,10 @@ def per_subject_means(runs: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 #: methods that never train on a labelled training window: their share of `none` and of the
 #: teacher is reported on its own (issue text: how far a user gets without sharing recordings)
 WITHOUT_TRAINING_WINDOWS = ("cudfkd", "srkd")
+#: the student's weights inside a run's last.safetensors (the distiller's state)
+LAST_STUDENT = "distiller.student.model."
+#: WindowSets already loaded by `last_epoch_f1`, by data config
+_WINDOWSETS: dict[str, WindowSet] = {}
 #: the method whose per-test-subject F1 is set beside `none`'s (it targets unseen subjects)
 PER_SUBJECT = "tasked"
 
@@ -452,6 +495,16 @@ def write_markdown(path: Path, result: dict[str, Any], notes: Path | None) -> No
         ("method", "seeds", "test macro-F1 (mean ± std)", "val macro-F1", "paired diff vs none",
          "vs ls", "vs kd-acc", "gap closed", "ECE", "s/epoch"), cells).rstrip("\n"))
     methods = result["methods"]
+    fixed = [(m, r["last_epoch"]) for m, r in methods.items() if "last_epoch" in r]
+    if fixed:
+        lines += ["", f"The same runs under a fixed epoch budget: the weights after the last of "
+                  f"the {meta['epochs']} epochs, no selection on validation (a check of the "
+                  "selection rule above).", ""]
+        lines.append(markdown_table(
+            ("method", "test macro-F1, last epoch", "paired diff vs none", "vs ls", "vs kd-acc"),
+            [(m, format_mean_std(MeanStd(**last["test_macro_f1"]), 4),
+              *(format_paired(last["paired"][o]) if o in last["paired"] else ""
+                for o in (BASELINE, *CONTROLS))) for m, last in fixed]).rstrip("\n"))
     free = [m for m in WITHOUT_TRAINING_WINDOWS if m in methods]
     if free and "fraction_of_teacher" in methods[free[0]]:
         lines += ["", "Without the training windows (the student never sees a labelled "
