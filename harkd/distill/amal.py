@@ -40,11 +40,10 @@ from harkd.distill.base import (
     Distiller,
     Example,
     FrozenTeacher,
-    MethodParams,
+    OneTeacherParams,
     ValidationSplit,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.losses import kl_rows, soft_cross_entropy_rows
 
@@ -52,9 +51,8 @@ VALIDATION_USE = ("per-window loss weights meta-learned on the validation split 
                   "look-ahead); model selection reads the same windows")
 
 
-class AMALParams(MethodParams):
+class AMALParams(OneTeacherParams):
     temperature: float = Field(4.0, gt=0, description="softmax temperature T of the KD term")
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
     init_ce_weight: float = Field(0.5, gt=0, lt=1, description="every window's first CE weight")
     inner_lr: float = Field(0.1, gt=0, description="step size eta of the look-ahead")
     meta_lr: float = Field(1.0, gt=0, description="step size of the per-window weight logits")
@@ -103,7 +101,6 @@ class AMAL(Distiller):
     ) -> None:
         super().__init__(student, teachers, context, params)
         p = self.params
-        self.teacher_name = select_teacher(teachers, p.teacher, "amal")
         if context.train_windows < 1:
             raise ValueError("method 'amal' keeps a weight per training window: the run names "
                              "no training windows")

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from data_prep.windowset import WindowSet
@@ -161,6 +161,13 @@ class MethodParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class OneTeacherParams(MethodParams):
+    """Params of a method that learns from one teacher: the base resolves it as
+    `Distiller.teacher_name` (`select_teacher`)."""
+
+    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
+
+
 def parse_params(
     model: type[MethodParams], params: Mapping[str, Any] | MethodParams, method: str
 ) -> MethodParams:
@@ -232,6 +239,8 @@ class Distiller(nn.Module):
         self.teachers = nn.ModuleDict(dict(teachers))
         self.context = context
         self.stage = "main"
+        if isinstance(self.params, OneTeacherParams):
+            self.teacher_name = select_teacher(teachers, self.params.teacher, self.method)
 
     @classmethod
     def check_config(

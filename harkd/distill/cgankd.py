@@ -40,11 +40,10 @@ from harkd.distill.base import (
     Example,
     FrozenTeacher,
     GeneratedWindows,
-    MethodParams,
+    OneTeacherParams,
     Stage,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.generators import (
     ProjectionDiscriminator,
@@ -57,8 +56,7 @@ from harkd.distill.generators import (
 from harkd.distill.losses import kd_kl, soft_cross_entropy
 
 
-class CGANKDParams(MethodParams):
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
+class CGANKDParams(OneTeacherParams):
     gan_epochs: int = Field(20, ge=1, description="epochs of the GAN stage")
     noise_dim: int = Field(64, ge=1, description="size of the generator's noise vector")
     width: int = Field(64, ge=4, description="channels of the generator's first map")
@@ -97,7 +95,6 @@ class CGANKD(Distiller):
     ) -> None:
         super().__init__(student, teachers, context, params)
         p, k = self.params, context.num_classes
-        self.teacher_name = select_teacher(teachers, p.teacher, "cgankd")
         channels = full_channels(context.groups)
         self.generator = WindowGenerator(p.noise_dim, channels, context.window, p.width, k)
         self.discriminator = ProjectionDiscriminator(channels, k, p.d_width)

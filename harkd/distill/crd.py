@@ -40,16 +40,15 @@ from harkd.distill.base import (
     Distiller,
     Example,
     FrozenTeacher,
-    MethodParams,
+    OneTeacherParams,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.features import check_feature_names, input_channels, probe_features
 from harkd.distill.losses import kd_kl, soft_cross_entropy
 
 
-class CRDParams(MethodParams):
+class CRDParams(OneTeacherParams):
     alpha: float = Field(1.0, ge=0, description="weight of the KD term (0: CRD alone)")
     beta: float = Field(0.8, ge=0, description="weight of the contrastive term")
     temperature: float = Field(4.0, gt=0, description="KD softmax temperature T")
@@ -60,7 +59,6 @@ class CRDParams(MethodParams):
     pair: tuple[str, str] = Field(
         ("embedding", "embedding"), description="(teacher feature, student feature)"
     )
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
 
 
 def nce_loss(p: torch.Tensor, n_data: int, eps: float = 1e-7) -> torch.Tensor:
@@ -128,7 +126,6 @@ class CRD(Distiller):
     ) -> None:
         super().__init__(student, teachers, context, params)
         p = self.params
-        self.teacher_name = select_teacher(teachers, p.teacher, "crd")
         if context.train_windows < 2:
             raise ValueError("method 'crd' needs the training windows' count for its memory bank")
         channels = input_channels(context.groups)

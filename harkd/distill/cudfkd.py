@@ -43,17 +43,15 @@ from harkd.distill.base import (
     Example,
     FrozenTeacher,
     GeneratedWindows,
-    MethodParams,
+    OneTeacherParams,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.generators import BNStatistics, WindowGenerator, frozen, full_channels
 from harkd.distill.losses import kl_rows
 
 
-class CuDFKDParams(MethodParams):
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
+class CuDFKDParams(OneTeacherParams):
     temperature: float = Field(1.0, gt=0, description="softmax temperature T of the KL and JS")
     noise_dim: int = Field(64, ge=1, description="size of the generator's noise vector")
     width: int = Field(64, ge=4, description="channels of the generator's first map")
@@ -101,7 +99,6 @@ class CuDFKD(Distiller):
     ) -> None:
         super().__init__(student, teachers, context, params)
         p = self.params
-        self.teacher_name = select_teacher(teachers, p.teacher, "cudfkd")
         channels = full_channels(context.groups)
         self.generator = WindowGenerator(p.noise_dim, channels, context.window, p.width)
         self.bn_prior = BNStatistics(self.teachers[self.teacher_name].model)

@@ -38,10 +38,10 @@ from harkd.distill.base import (
     Example,
     FrozenTeacher,
     MethodParams,
+    OneTeacherParams,
     Stage,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.features import (
     DEFAULT_PAIR,
@@ -134,11 +134,10 @@ class IEParams(MethodParams):
     lambda_exp: float = Field(1.0, ge=0)
 
 
-class IEKDParams(IEParams):
+class IEKDParams(IEParams, OneTeacherParams):
     ae_epochs: int = Field(10, ge=1, description="epochs of auto-encoder pre-training (stage 1)")
     alpha: float = Field(0.0, ge=0, le=1, description="weight of an added KD term (CE: 1 - alpha)")
     temperature: float = Field(4.0, gt=0, description="softmax temperature T of the KD term")
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
 
 
 @register_distiller("iekd")
@@ -159,7 +158,6 @@ class IEKD(Distiller):
     ) -> None:
         super().__init__(student, teachers, context, params)
         p = self.params
-        self.teacher_name = select_teacher(teachers, p.teacher, "iekd")
         channels = input_channels(context.groups)
         t_shape = check_feature_names(
             probe_features(self.teachers[self.teacher_name], channels, context.window),

@@ -13,30 +13,22 @@ CE stays on the labelled windows only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from pydantic import Field
 
 from harkd.distill.base import (
     Batch,
-    DistillContext,
     Distiller,
     Example,
-    FrozenTeacher,
-    MethodParams,
-    ViewModel,
+    OneTeacherParams,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.losses import kd_kl, soft_cross_entropy
 
 
-class KDParams(MethodParams):
+class KDParams(OneTeacherParams):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (CE gets 1 - alpha)")
     temperature: float = Field(4.0, gt=0, description="softmax temperature T")
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
     pool: bool = Field(False, description="also distil on unlabelled pool windows")
 
 
@@ -48,16 +40,6 @@ class KD(Distiller):
     params: KDParams
     teacher_count = (1, None)
     example = Example(teachers={"t": ("acc", "gyro")}, params={"alpha": 0.5})
-
-    def __init__(
-        self,
-        student: ViewModel,
-        teachers: Mapping[str, FrozenTeacher],
-        context: DistillContext,
-        params: Mapping[str, Any],
-    ) -> None:
-        super().__init__(student, teachers, context, params)
-        self.teacher_name = select_teacher(teachers, self.params.teacher, "kd")
 
     def forward_train(
         self, batch: Batch, epoch: int

@@ -31,7 +31,6 @@ as an uninterrupted one. 1-D windows [B, C, T] instead of images.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -41,27 +40,22 @@ from pydantic import Field
 from harkd.augment.mixing import sample_beta
 from harkd.distill.base import (
     Batch,
-    DistillContext,
     Distiller,
     Example,
-    FrozenTeacher,
-    MethodParams,
+    OneTeacherParams,
     ValidationSplit,
-    ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.losses import entropy, kd_kl, kl_rows, soft_cross_entropy, std_scaled
 
 
-class MixKDParams(MethodParams):
+class MixKDParams(OneTeacherParams):
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term (CE gets 1 - alpha)")
     temperature: Literal["std"] | float = Field(
         "std", description="std: divide logits by their own std; a number: a fixed T"
     )
     mix_fraction: float = Field(0.1, ge=0, le=1, description="fraction of each batch mixed")
     mix_alpha: float = Field(1.0, gt=0, description="Beta(a, a) parameter of the mixing weight")
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
 
 
 def partial_mixup(
@@ -94,16 +88,6 @@ class MixKD(Distiller):
     params: MixKDParams
     teacher_count = (1, None)
     example = Example(teachers={"t": ("acc", "gyro")}, params={"mix_fraction": 0.5})
-
-    def __init__(
-        self,
-        student: ViewModel,
-        teachers: Mapping[str, FrozenTeacher],
-        context: DistillContext,
-        params: Mapping[str, Any],
-    ) -> None:
-        super().__init__(student, teachers, context, params)
-        self.teacher_name = select_teacher(teachers, self.params.teacher, "mixkd")
 
     def prepare(self, val: ValidationSplit) -> dict[str, Any]:
         """The teacher's smoothness on the validation windows (module docstring)."""

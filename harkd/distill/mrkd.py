@@ -38,23 +38,21 @@ from harkd.distill.base import (
     Distiller,
     Example,
     FrozenTeacher,
-    MethodParams,
+    OneTeacherParams,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.features import check_feature_names, input_channels, probe_features
 from harkd.distill.losses import kd_kl, soft_cross_entropy
 
 
-class MRKDParams(MethodParams):
+class MRKDParams(OneTeacherParams):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (CE gets 1 - alpha)")
     temperature: float = Field(4.0, gt=0, description="softmax temperature T")
     beta: float = Field(10.0, ge=0, description="weight of the modality Gram term")
     head_dim: int = Field(64, ge=1, description="width of each predicted modality embedding")
     modalities: str = Field("modalities", description="teacher feature [B, D, M]")
     student_feature: str = Field("embedding", description="student feature the heads read")
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
 
 
 def modality_gram(embeddings: torch.Tensor) -> torch.Tensor:
@@ -88,7 +86,6 @@ class ModalityRelationKD(Distiller):
     ) -> None:
         super().__init__(student, teachers, context, params)
         p = self.params
-        self.teacher_name = select_teacher(teachers, p.teacher, "mrkd")
         channels = input_channels(context.groups)
         t_shapes = probe_features(self.teachers[self.teacher_name], channels, context.window)
         t_shape = check_feature_names(t_shapes, p.modalities, "the teacher", "modalities")

@@ -26,16 +26,15 @@ from harkd.distill.base import (
     Distiller,
     Example,
     FrozenTeacher,
-    MethodParams,
+    OneTeacherParams,
     ViewModel,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.features import DEFAULT_PAIR, check_feature_names, input_channels, probe_features
 from harkd.distill.losses import kd_kl, similarity_keeping, soft_cross_entropy
 
 
-class SKParams(MethodParams):
+class SKParams(OneTeacherParams):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (CE gets 1 - alpha)")
     temperature: float = Field(4.0, gt=0, description="softmax temperature T")
     beta: float = Field(100.0, ge=0, description="weight of the summed similarity-keeping terms")
@@ -44,7 +43,6 @@ class SKParams(MethodParams):
         min_length=1,
         description="(teacher feature, student feature) names",
     )
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
 
 
 def as_sequence(f: torch.Tensor) -> torch.Tensor:
@@ -72,7 +70,6 @@ class SimilarityKeeping(Distiller):
         params: Mapping[str, Any],
     ) -> None:
         super().__init__(student, teachers, context, params)
-        self.teacher_name = select_teacher(teachers, self.params.teacher, "sk")
         channels = input_channels(context.groups)
         t_shapes = probe_features(self.teachers[self.teacher_name], channels, context.window)
         s_shapes = probe_features(student, channels, context.window)

@@ -23,9 +23,6 @@ unless `train.selection: last`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 import torch
 from pydantic import Field
@@ -33,20 +30,15 @@ from pydantic import Field
 from data_prep.windowset import WindowSet
 from harkd.distill.base import (
     Batch,
-    DistillContext,
     Distiller,
     Example,
-    FrozenTeacher,
-    MethodParams,
-    ViewModel,
+    OneTeacherParams,
     register_distiller,
-    select_teacher,
 )
 from harkd.distill.losses import kd_kl
 
 
-class SRKDParams(MethodParams):
-    teacher: str | None = Field(None, description="teacher name (default: the only teacher)")
+class SRKDParams(OneTeacherParams):
     temperature: float = Field(4.0, gt=0, description="softmax temperature T")
     subject: str | None = Field(None, description="the recording's subject (default: the "
                                 "training recording with the most windows)")
@@ -82,16 +74,6 @@ class SRKD(Distiller):
     params: SRKDParams
     teacher_count = (1, None)
     example = Example(teachers={"t": ("acc", "gyro")})
-
-    def __init__(
-        self,
-        student: ViewModel,
-        teachers: Mapping[str, FrozenTeacher],
-        context: DistillContext,
-        params: Mapping[str, Any],
-    ) -> None:
-        super().__init__(student, teachers, context, params)
-        self.teacher_name = select_teacher(teachers, self.params.teacher, "srkd")
 
     @classmethod
     def training_set(cls, ws: WindowSet, params: SRKDParams) -> WindowSet:

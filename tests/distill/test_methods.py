@@ -104,7 +104,7 @@ def test_bad_params_are_named_in_one_line(method: str, params: dict, bad: str) -
         make(method, **params)
     assert bad in str(err.value) and "\n" not in str(err.value)
     if bad.startswith("unknown"):
-        assert "(allowed: alpha, temperature, teacher, pool)" in str(err.value)
+        assert "(allowed: teacher, alpha, temperature, pool)" in str(err.value)
 
 
 def test_teacher_counts_are_checked_by_the_base() -> None:

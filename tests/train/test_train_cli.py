@@ -69,7 +69,7 @@ def test_train_and_distill_name_the_missing_teachers_alike(
         assert "harkd train" in err and "model.name=cnn1d" in err and f"name={missing.name}" in err
     assert main(["train", config, "distill.params.alpah=1", "teachers={}"]) == 2
     err = capsys.readouterr().err
-    assert "unknown parameter 'alpah' (allowed: alpha, temperature, teacher, pool)" in err
+    assert "unknown parameter 'alpah' (allowed: teacher, alpha, temperature, pool)" in err
     assert err.count("\n") == 1
 
 
