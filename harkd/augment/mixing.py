@@ -9,7 +9,6 @@ Each sample is mixed with a partner from a random permutation of the batch.
 from __future__ import annotations
 
 import torch
-from scipy.special import betaincinv
 from torch import Tensor
 
 from harkd.augment.base import Augmenter, rand, randint, register_op
@@ -21,6 +20,8 @@ def sample_beta(alpha: float, n: int, g: torch.Generator, like: Tensor) -> Tenso
     (torch.distributions.Beta cannot take a generator; inversion keeps `g` the only source.)
     """
     u = torch.rand(n, generator=g, device=g.device, dtype=torch.float64).cpu().numpy()
+    from scipy.special import betaincinv  # on use: keeps scipy out of every start-up
+
     return torch.from_numpy(betaincinv(alpha, alpha, u)).to(like.device, like.dtype)
 
 

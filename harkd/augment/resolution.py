@@ -12,7 +12,6 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
-from scipy.signal import get_window
 from torch import Tensor
 
 from harkd.augment.base import Augmenter, randint, register_op
@@ -113,6 +112,8 @@ class Pool(Augmenter):
 
 @lru_cache(maxsize=32)
 def _kernel(window: str, size: int) -> Tensor:
+    from scipy.signal import get_window  # on use: scipy.signal takes ~1 s to import
+
     w = torch.from_numpy(get_window(window, size, fftbins=False)).float()
     return w / w.sum()
 

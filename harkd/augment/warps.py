@@ -18,7 +18,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
 from torch import Tensor
 
 from harkd.augment.base import (
@@ -37,6 +36,8 @@ from harkd.augment.base import (
 def _spline_basis_np(n_knots: int, length: int) -> np.ndarray:
     """[n_knots, length]: row k is the natural cubic spline through the k-th unit knot vector."""
     knots = np.linspace(0.0, length - 1.0, n_knots)
+    from scipy.interpolate import CubicSpline  # on use: keeps scipy out of every start-up
+
     return CubicSpline(knots, np.eye(n_knots), axis=0, bc_type="natural")(np.arange(length)).T
 
 

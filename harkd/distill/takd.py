@@ -32,7 +32,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from scipy.optimize import differential_evolution
 
 from harkd.distill.base import (
     Batch,
@@ -83,6 +82,8 @@ def fit_ensemble_weights(
 ) -> tuple[np.ndarray, float]:
     """Weights [M] (summing to 1) maximising `score(y, ensemble prediction)` over members'
     probabilities [M, N, K], by seeded differential evolution; and that score."""
+    from scipy.optimize import differential_evolution  # on use: keeps scipy out of start-up
+
     m = probs.shape[0]
     result = differential_evolution(
         lambda w: -score(y, ensemble_predictions(probs, w)),

@@ -1,6 +1,7 @@
 """Classification metrics of one split, and evaluation of a model or Distiller on a split.
 
-accuracy, macro-F1, weighted F1, per-class F1 (scikit-learn), the confusion matrix, and the
+accuracy, macro-F1, weighted F1, per-class F1 and the confusion matrix (scikit-learn's
+definitions, computed here with numpy; the tests check them against scikit-learn), and the
 expected calibration error of Guo et al., "On Calibration of Modern Neural Networks" (ICML
 2017): 15 equal-width confidence bins (lo, hi], ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|.
 
@@ -20,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
 
 from data_prep.windowset import WindowSet
@@ -54,11 +54,19 @@ def expected_calibration_error(
     return float(ece)
 
 
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """The [k, k] confusion matrix of integer labels and predictions in 0..k-1: row = true
+    class, column = predicted class."""
+    return np.bincount(np.asarray(y_true) * k + np.asarray(y_pred), minlength=k * k).reshape(k, k)
+
+
 def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The classes present in `y_true` or `y_pred` (sorted) and the F1 of each (0 where a
-    class has no true positive)."""
+    """The classes present in `y_true` or `y_pred` (sorted) and the F1 of each,
+    2 TP / (true count + predicted count): 0 where a class has no true positive."""
     present = np.union1d(y_true, y_pred)
-    return present, f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    counts = confusion(np.searchsorted(present, y_true), np.searchsorted(present, y_pred),
+                       len(present))
+    return present, 2.0 * np.diag(counts) / (counts.sum(axis=1) + counts.sum(axis=0))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -94,6 +102,8 @@ def classification_metrics(
         raise ValueError(f"labels outside 0..{k - 1}: {sorted(set(y_true.tolist()))}")
     y_pred = probs.argmax(axis=1)
     present, f1_present = per_class_f1(y_true, y_pred)
+    counts = confusion(y_true, y_pred, k)
+    support = counts.sum(axis=1)
     per_class: dict[str, float | None] = dict.fromkeys(label_names)
     for c, f in zip(present, f1_present, strict=True):
         per_class[label_names[c]] = float(f)
@@ -101,11 +111,9 @@ def classification_metrics(
         "n": len(y_true),
         "accuracy": float((y_pred == y_true).mean()),
         "macro_f1": macro_f1(y_true, y_pred),
-        "weighted_f1": float(
-            f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
-        ),
+        "weighted_f1": float(np.average(f1_present, weights=support[present])),
         "per_class_f1": per_class,
-        "confusion": confusion_matrix(y_true, y_pred, labels=np.arange(k)).tolist(),
+        "confusion": counts.tolist(),
         "ece": expected_calibration_error(probs, y_true),
         "nll": float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean()),
     }

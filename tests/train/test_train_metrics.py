@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix, f1_score
 
 from harkd.train.metrics import (
     classification_metrics,
@@ -110,6 +110,9 @@ def test_macro_f1_is_sklearn_macro_over_the_classes_present(seed: int) -> None:
     # classification_metrics reports the same number and leaves the absent class unscored
     m = classification_metrics(y_true, np.eye(12)[y_pred], [f"c{i}" for i in range(12)])
     assert m["macro_f1"] == macro_f1(y_true, y_pred) and m["per_class_f1"]["c9"] is None
+    assert m["weighted_f1"] == pytest.approx(
+        f1_score(y_true, y_pred, average="weighted", zero_division=0), abs=1e-12)
+    assert m["confusion"] == confusion_matrix(y_true, y_pred, labels=range(12)).tolist()
 
 
 def test_macro_f1_counts_a_class_seen_on_one_side_only_as_zero() -> None:
