@@ -157,12 +157,13 @@ def test_config_file_prefers_the_working_directory(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_demo_runs_from_the_install(installed, tmp_path, monkeypatch):
     """`harkd demo` with a short override, from outside the repository: the shipped quickstart
-    spec, its nodes and cells, and the report."""
+    spec, a node and the cell it teaches, and the report (tests/test_quickstart.py runs every
+    arm)."""
     target, elsewhere = installed
     data = json.dumps({"subjects": [1, 2, 3, 4, 5, 6, 7, 8],
                        "split": {"test_subjects": [2, 4], "val_subjects": [3, 5]}})
     args = [str(target / "bin" / "harkd"), "demo", "--no-progress", "--profile", "short",
-            "--select", "draw=0", f"output_dir={tmp_path / 'qs'}",
+            "--select", "draw=0", "--select", "method=kd+pool", f"output_dir={tmp_path / 'qs'}",
             f"profiles.short.data_overrides={data}",
             "latency={threads: 1, runs: 50, warmup: 5, batch: 16, int8: false}"]
     monkeypatch.setenv("HARKD_CACHE", str(tmp_path / "cache"))

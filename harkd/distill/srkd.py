@@ -5,7 +5,10 @@ experiment is the closest precedent; its public code was not copied).
 The student learns from one recording only: `training_set` keeps the training windows of one
 recording (`subject` and `session`; by default the training recording with the most windows,
 `seconds` keeping only its first seconds for a study of the recording's length) and drops
-every other training window, so the batches are cut from it alone. The run's augmentation
+every other training window, so the batches are cut from it alone. Its windows are repeated
+to `epoch_windows` per epoch (by default as many as the training split holds), each copy
+augmented afresh: the student takes as many steps as a run on every training window, so a
+shorter recording means less signal, not less training. The run's augmentation
 policy does the rest, and should be heavy: crops (`window_slice`), warps (`timewarp`,
 `magwarp`), rotations and mixing (`mixup`, `cutmix`) from `harkd.augment`
 (configs/distill/srkd.yaml). The teacher sees the same augmented windows (`augment.teacher_input:
@@ -46,6 +49,9 @@ class SRKDParams(OneTeacherParams):
                                 "subject's training recording with the most windows)")
     seconds: float | None = Field(None, gt=0, description="keep only the recording's first "
                                   "seconds (default: all of it)")
+    epoch_windows: int | None = Field(None, gt=0, description="windows per epoch, the "
+                                      "recording's repeated (default: the training split's "
+                                      "count)")
 
 
 def pick_recording(ws: WindowSet, p: SRKDParams) -> int:
@@ -77,9 +83,11 @@ class SRKD(Distiller):
 
     @classmethod
     def training_set(cls, ws: WindowSet, params: SRKDParams) -> WindowSet:
-        """Only the training windows of the one recording (module docstring)."""
+        """Only the training windows of the one recording, repeated to `epoch_windows` (module
+        docstring)."""
         rec = pick_recording(ws, params)
-        keep = ws.mask("train") & (ws.recording == rec)
+        train = ws.mask("train")
+        keep = train & (ws.recording == rec)
         if params.seconds is not None:
             first = ws.start[keep].min()
             span = params.seconds * float(ws.meta["rate_hz"])
@@ -89,9 +97,10 @@ class SRKD(Distiller):
                     f"method 'srkd': distill.params.seconds={params.seconds} is shorter than "
                     f"one window ({ws.X.shape[-1] / float(ws.meta['rate_hz'])} s)"
                 )
-        return WindowSet(X=ws.X[keep], y=ws.y[keep], subject=ws.subject[keep],
-                         recording=ws.recording[keep], start=ws.start[keep],
-                         split=ws.split[keep], meta=ws.meta)
+        repeated = np.resize(np.flatnonzero(keep), params.epoch_windows or int(train.sum()))
+        return WindowSet(X=ws.X[repeated], y=ws.y[repeated], subject=ws.subject[repeated],
+                         recording=ws.recording[repeated], start=ws.start[repeated],
+                         split=ws.split[repeated], meta=ws.meta)
 
     def forward_train(
         self, batch: Batch, epoch: int

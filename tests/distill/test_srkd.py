@@ -1,7 +1,8 @@
-"""Single-recording KD: the recording it reads (exactly one, the one named or the longest), its
-first seconds, one-line errors for a recording that is not there, a loss that is the teacher's
-outputs alone, and the data path of a real run: every training batch is cut from that one
-recording through the heavy augmentation policy of the shipped config."""
+"""Single-recording KD: the recording it reads (exactly one, the one named or the longest),
+repeated to the training split's size, its first seconds, one-line errors for a recording that
+is not there, a loss that is the teacher's outputs alone, and the data path of a real run: every
+training batch is cut from that one recording through the heavy augmentation policy of the
+shipped config."""
 
 from __future__ import annotations
 
@@ -29,9 +30,16 @@ def test_reads_exactly_the_longest_training_recording_by_default(hapt_quick_smal
     longest = ids[np.argmax(counts)]
     got = SRKD.training_set(ws, SRKDParams())
     assert set(got.recording.tolist()) == {longest} and (got.split == 0).all()
-    assert len(got.X) == counts.max()
+    # repeated to the training split's size: as many steps as a run on every window
+    n_train, n_mine = int(ws.mask("train").sum()), int(counts.max())
+    assert len(got.X) == n_train > n_mine
     mine = ws.mask("train") & (ws.recording == longest)
-    assert np.array_equal(got.X, ws.X[mine]) and np.array_equal(got.start, ws.start[mine])
+    assert np.array_equal(got.X[:n_mine], ws.X[mine])
+    assert np.array_equal(got.start[:n_mine], ws.start[mine])
+    _, copies = np.unique(got.start, return_counts=True)
+    assert len(copies) == n_mine and copies.max() - copies.min() <= 1  # each as often
+    one_pass = SRKD.training_set(ws, SRKDParams(epoch_windows=n_mine))
+    assert np.array_equal(one_pass.X, ws.X[mine])
 
 
 def test_a_named_recording_and_its_first_seconds(hapt_quick_small: WindowSet) -> None:
@@ -44,7 +52,8 @@ def test_a_named_recording_and_its_first_seconds(hapt_quick_small: WindowSet) ->
     assert set(got.recording.tolist()) == {pick}
     window_s = ws.X.shape[-1] / ws.meta["rate_hz"]  # 2.56 s, a new window every 1.28 s
     short = SRKD.training_set(ws, SRKDParams(subject=subject, session=session, seconds=10.0))
-    assert set(short.recording.tolist()) == {pick} and 0 < len(short.X) < len(got.X)
+    assert set(short.recording.tolist()) == {pick} and len(short.X) == len(got.X)
+    assert 0 < len(np.unique(short.start)) < len(np.unique(got.start))
     span = (short.start.max() + ws.X.shape[-1] - short.start.min()) / ws.meta["rate_hz"]
     assert window_s <= span <= 10.0
     by_subject = SRKD.training_set(ws, SRKDParams(subject=subject))
@@ -98,9 +107,11 @@ def test_every_training_batch_comes_from_the_one_recording(
         cfg = run_config(tmp_path, "srkd", {"subject": "7"}, augment=augment, teachers=teachers)
         run = assemble(cfg, ws)
         windows = run.normalizer(ws.X[mine])
-        assert torch.equal(run.batches.loader.x, windows)
+        n_train = int(train.sum())  # the recording's windows repeated to the split's size
+        assert torch.equal(run.batches.loader.x, windows[np.resize(np.arange(len(windows)),
+                                                                   n_train)])
         batches = list(run.batches.epoch(0))
-        assert sum(len(b.x) for b in batches) == int(mine.sum()) < int(ws.mask("train").sum())
+        assert sum(len(b.x) for b in batches) == n_train > int(mine.sum())
         if augment["policy"] == "none":
             flat, exact = windows.flatten(1), "donot_use_mm_for_euclid_dist"
             for b in batches:
