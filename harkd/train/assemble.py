@@ -165,6 +165,9 @@ class Run:
     val_x: torch.Tensor  # normalised validation windows (model selection), on `device`
     val_y: np.ndarray
     device: torch.device
+    #: when the method trains on part of the training split (`Distiller.training_set`): the
+    #: split's windows, the distinct ones kept, those dropped and the windows per epoch
+    training_windows: dict[str, int] | None = None
 
 
 def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) -> Run:
@@ -219,7 +222,17 @@ def assemble(cfg: RunConfig, ws: WindowSet, device: torch.device | None = None) 
     if not val.any():
         raise ValueError("the validation split is empty: model selection needs it")
     val_x = normalizer(ws.X[val]).to(device)
-    return Run(cfg, ws, channels, distiller, normalizer, batches, val_x, ws.y[val], device)
+    return Run(cfg, ws, channels, distiller, normalizer, batches, val_x, ws.y[val], device,
+               None if train_ws is ws else training_windows(ws, train_ws))
+
+
+def training_windows(ws: WindowSet, train_ws: WindowSet) -> dict[str, int]:
+    """How many of `ws`'s training windows the method's `train_ws` keeps (distinct windows:
+    a recording and a start), how many it drops, and how many it draws per epoch."""
+    split = int(ws.mask("train").sum())
+    mine = train_ws.mask("train")
+    kept = np.unique(np.stack([train_ws.recording[mine], train_ws.start[mine]]), axis=1).shape[1]
+    return {"split": split, "kept": kept, "dropped": split - kept, "per_epoch": int(mine.sum())}
 
 
 def training_set(cfg: RunConfig, ws: WindowSet) -> WindowSet:

@@ -203,6 +203,11 @@ class _Fitter:
         self.rd.metrics.unlink(missing_ok=True)  # another config's result: not this run's
         r = self.run
         self.method_report = self.distiller.prepare(ValidationSplit(r.val_x, r.val_y, macro_f1))
+        if r.training_windows:
+            n = r.training_windows
+            self._say(f"{cfg.name}: method {cfg.distill.method} trains on {n['kept']} of the "
+                      f"{n['split']} training windows ({n['dropped']} dropped, "
+                      f"{n['per_epoch']} drawn per epoch)")
         self._resume()
         stages = self.distiller.stages()
         s = self.state
@@ -355,6 +360,8 @@ class _Fitter:
                                                     ws.subject[m])
         if self.method_report:  # what the method measured or fitted before training
             metrics["method"] = self.method_report
+        if self.run.training_windows:  # the windows the method's training set dropped
+            metrics["training_windows"] = self.run.training_windows
         eval_s = time.perf_counter() - t0
         model = self.distiller.student.model
         result = RunResult(

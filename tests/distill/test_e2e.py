@@ -199,6 +199,16 @@ def test_every_method_runs_end_to_end(
     card = read_card(tmp_path / "run")
     assert card.method == method and card.view == list(example.student_view)
     assert card.label_names == ws.label_names
+    # a method that trains on part of the training split counts what it dropped
+    n_train = int(ws.mask("train").sum())
+    own_set = distiller_class(method).training_set(ws, distiller_class(method).check_config(
+        dict(example.params), list(teachers)))
+    counted = result.metrics.get("training_windows")
+    if own_set is ws:
+        assert counted is None
+    else:
+        assert counted["split"] == n_train and counted["per_epoch"] == len(own_set.X)
+        assert 0 < counted["kept"] == n_train - counted["dropped"] <= len(own_set.X)
 
 
 def test_cli_names_missing_teacher_and_the_train_command(

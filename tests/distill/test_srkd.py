@@ -112,6 +112,9 @@ def test_every_training_batch_comes_from_the_one_recording(
                                                                    n_train)])
         batches = list(run.batches.epoch(0))
         assert sum(len(b.x) for b in batches) == n_train > int(mine.sum())
+        kept = int(mine.sum())  # the other windows are dropped, and counted
+        assert run.training_windows == {"split": n_train, "kept": kept,
+                                        "dropped": n_train - kept, "per_epoch": n_train}
         if augment["policy"] == "none":
             flat, exact = windows.flatten(1), "donot_use_mm_for_euclid_dist"
             for b in batches:
