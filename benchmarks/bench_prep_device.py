@@ -18,8 +18,8 @@ Two fresh processes, one after the other:
 Peak memory is each Python process's own ru_maxrss (`peak_rss_gib`); `children_peak_rss_gib` is
 the largest of its children's (the Java parser, which a fork starts with the parent's pages).
 Time is wall and CPU seconds (the process's and its children's, Java included); CPU time is the
-steadier figure on a shared machine. Goal: harkd's stages after actipy (prep's time less
-actipy's calls in it) <= 0.5 x actipy's own time, at <= 4 GiB peak memory.
+steadier figure on a shared machine, and the goal's: harkd's stages after actipy (prep's CPU
+time less actipy's calls in it) <= 0.5 x actipy's own CPU time, at <= 4 GiB peak memory.
 
     python benchmarks/bench_prep_device.py            # about 10 min on 2 free cores
     python benchmarks/bench_prep_device.py --days 1 --no-write
@@ -314,9 +314,9 @@ def markdown(section: dict) -> str:
         f"| harkd prep, its stages after actipy | {h['after_actipy_s']:.1f} | "
         f"{h['after_actipy_cpu_s']:.1f} | |",
         "",
-        f"After actipy, harkd adds {section['after_actipy_x_actipy_alone']:.2f} x actipy's own "
-        f"wall time ({section['after_actipy_x_actipy_alone_cpu']:.2f} x its CPU time; goal <= "
-        f"{GOAL_RATIO}) at a peak of {h['peak_rss_gib']:.2f} GiB (goal <= {GOAL_GIB}): "
+        f"After actipy, harkd adds {section['after_actipy_x_actipy_alone_cpu']:.2f} x actipy's "
+        f"own CPU time (goal <= {GOAL_RATIO}; {section['after_actipy_x_actipy_alone']:.2f} x its "
+        f"wall time) at a peak of {h['peak_rss_gib']:.2f} GiB (goal <= {GOAL_GIB}): "
         f"{'met' if section['meets_goals'] else 'NOT met'}.",
         "",
         "Stages, wall (CPU) seconds, inclusive: a stage's time holds the stages it calls:",
@@ -374,9 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     section.update(
         file=f"P01.cwa, {args.days:g} days at {RATE} Hz, {samples['P01']:,} samples x 3, "
         f"{size_mib:.0f} MiB (+ 1-hour P02, P03)",
-        goals={"after_actipy_x_actipy_alone": GOAL_RATIO, "peak_rss_gib": GOAL_GIB},
+        goals={"after_actipy_x_actipy_alone_cpu": GOAL_RATIO, "peak_rss_gib": GOAL_GIB},
         meets_goals=bool(
-            section["after_actipy_x_actipy_alone"] <= GOAL_RATIO and h["peak_rss_gib"] <= GOAL_GIB
+            section["after_actipy_x_actipy_alone_cpu"] <= GOAL_RATIO
+            and h["peak_rss_gib"] <= GOAL_GIB
         ),
         machine=f"{os.cpu_count()} cores, python {sys.version.split()[0]}, numpy "
         f"{np.__version__}, pandas {pd.__version__}",

@@ -90,13 +90,13 @@ def cache_stem(cfg: DataConfig, key: str, cache_dir: Path) -> Path:
 
 
 def windowset_checksum(ws: WindowSet) -> str:
-    """sha256 over each array's name, dtype, shape and bytes, then the metadata as JSON
-    (without `CHECKSUM_KEY`): the same for a WindowSet and its reloaded copy."""
+    """sha256 over each array's name, dtype, shape and bytes (read in place, no copy), then the
+    metadata as JSON (without `CHECKSUM_KEY`): the same for a WindowSet and its reloaded copy."""
     digest = hashlib.sha256()
     for name in (f.name for f in fields(WindowSet) if f.name != "meta"):
         array = np.ascontiguousarray(getattr(ws, name))
         digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
-        digest.update(array.tobytes())
+        digest.update(memoryview(array))
     meta = {k: v for k, v in ws.meta.items() if k != CHECKSUM_KEY}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     return digest.hexdigest()

@@ -84,6 +84,7 @@ def prepare(cfg: DataConfig, cache_dir: Path | None = None, progress: bool = Tru
         return cached
     recordings, report = load_recordings(cfg, source, progress)
     ws = build_windowset(recordings, cfg, report)
+    del recordings  # a multi-day recording is not held while its windows are written
     ws.meta.update(config_hash=stem.name.rsplit("-", 1)[1], source=str(source))
     save_cached(ws, stem)
     ws.meta.update(from_cache=False, cache_path=str(stem))
@@ -136,7 +137,7 @@ def load_recordings(
         for piece in pieces:
             piece = _select_groups(check_labels(piece.validate(), cfg), cfg.groups)
             rate = cfg.rate_hz or piece.rate_hz
-            piece = resample(piece, rate)
+            piece = resample(piece, rate, overwrite=True)  # the reader's signals are ours
             length = cfg.window.in_samples(rate)[0]
             if piece.n_samples < length:
                 dropped["recordings_shorter_than_window"] += 1

@@ -34,7 +34,8 @@ from data_prep.recording import RecordingError
 COLUMNS = ("subject", "start", "end", "label")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _EPOCH = pd.Timestamp("1970-01-01")
-_INT32 = np.iinfo(np.int32)
+#: the label types `label_samples` chooses from, smallest first
+_LABEL_TYPES = (np.int8, np.int16, np.int32, np.int64)
 
 
 @dataclass(frozen=True)
@@ -185,11 +186,13 @@ def assign(
 def label_samples(rows: Sequence[tuple[Annotation, float, float]], t: np.ndarray) -> np.ndarray:
     """Activity ids [T] for sample times `t`: -1 where no row covers a sample.
 
-    int32 (half the memory of a multi-day track) unless an id needs int64.
+    In the smallest integer type holding -1 and every id (int8 for a few activities: an eighth
+    of the memory of an int64 track of a multi-day recording).
     """
-    ids = [ann.label for ann, _, _ in rows]
-    small = all(_INT32.min <= i <= _INT32.max for i in ids)
-    labels = np.full(len(t), -1, dtype=np.int32 if small else np.int64)
+    ids = [-1, *(ann.label for ann, _, _ in rows)]
+    low, high = min(ids), max(ids)
+    dtype = next(d for d in _LABEL_TYPES if np.iinfo(d).min <= low and high <= np.iinfo(d).max)
+    labels = np.full(len(t), -1, dtype=dtype)
     for ann, start, end in rows:
         a, b = np.searchsorted(t, [start, end], side="left")
         labels[a:b] = ann.label

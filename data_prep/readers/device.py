@@ -355,8 +355,9 @@ def read_file(
     signals = np.empty((len(frame), len(columns)), dtype=np.float32)
     for j, column in enumerate(columns):
         signals[:, j] = frame.pop(column).to_numpy()
-    t = frame.index.asi8 / _NS
-    del frame
+    times = frame.index.asi8
+    del frame  # its time stamps (`times`) are now held here alone
+    t = _seconds(times)
     channels = [COLUMNS[c] for c in columns]
     return DeviceData(file, signals, channels, t, float(info["SampleRate"]), spans, details)
 
@@ -420,6 +421,16 @@ def _details(info: dict[str, Any], calibrate: bool) -> dict[str, Any]:
                 out[f"calibration_error_{name}_mg"] = round(float(value), 2)
         out["calibration_still_windows"] = int(info.get("CalibNumSamples", 0))
     return out
+
+
+def _seconds(ns: np.ndarray) -> np.ndarray:
+    """Nanoseconds int64 [T] as float64 seconds, written over `ns` itself (each chunk is
+    divided into a temporary first) when it is writable: a multi-day recording's time stamps
+    are not held twice."""
+    t = ns.view(np.float64) if ns.flags.writeable else np.empty(len(ns))
+    for a in range(0, len(ns), ROW_CHUNK):
+        t[a : a + ROW_CHUNK] = ns[a : a + ROW_CHUNK] / _NS
+    return t
 
 
 def _wear_span(nonwear: list[tuple[int, int]], n: int) -> slice:

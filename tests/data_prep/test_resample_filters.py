@@ -113,11 +113,15 @@ def test_a_long_irregular_recording_is_resampled_chunk_by_chunk_without_seams(ma
     assert np.abs(changes - np.arange(1, len(changes) + 1) * 50_000).max() <= 1
 
 
-@pytest.mark.parametrize("block", [7, 1 << 16])  # 7: many blocks, seams inside the extension
+@pytest.mark.parametrize("block", [1, 1 << 10, 1 << 16])  # 1: one row of periods a block
 @pytest.mark.parametrize(
     ("up", "down"), [(1, 2), (2, 1), (1, 3), (3, 2), (2, 3), (25, 16), (16, 25), (33, 100)]
 )
-def test_polyphase_equals_scipy_resample_poly_bit_for_bit(monkeypatch, block, up, down):
+def test_polyphase_equals_scipy_resample_poly(monkeypatch, block, up, down):
+    """scipy's filter, up to float32 rounding: BLAS sums the products in its own order, not
+    upfirdn's; 2e-6 on signals of a few g is ~2000 times below the 3.9 mg step of a 12-bit
+    +-8 g accelerometer. Written over x (going down, where the blocks leave room) or not, the
+    result is the same."""
     from scipy.signal import resample_poly
 
     from data_prep import resample as resample_module
@@ -126,13 +130,19 @@ def test_polyphase_equals_scipy_resample_poly_bit_for_bit(monkeypatch, block, up
     rng = np.random.default_rng(up * 1000 + down)
     for n in (1, 2, 5, 40, 41, 257, 3001):
         x = (rng.standard_normal((n, 3)) * 0.5 + [0.2, -0.9, 0.4]).astype(np.float32)
-        x[n // 2 :, 1] = 0.0  # exact zeros: the sign of a zero sum must match too
+        x[n // 2 :, 1] = 0.0  # a flat stretch
         expected = np.stack(
             [resample_poly(x[:, c], up, down, padtype="line") for c in range(3)], axis=1
         )
         got = resample_module.polyphase(x, up, down)
         assert got.dtype == np.float32 and got.shape == expected.shape
-        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)  # n == 1: NaN, as scipy
+        mine = x.copy()
+        over = resample_module.polyphase(mine, up, down, overwrite_x=True)
+        np.testing.assert_array_equal(over, got)
+        # over x only going down; with blocks of one row only where outputs stay behind inputs
+        if up >= down or block > 1:
+            assert np.shares_memory(over, mine) == (up < down)
 
 
 def test_integer_downsampling_labels_take_every_kth_sample(make_recording):
