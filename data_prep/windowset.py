@@ -93,8 +93,12 @@ class WindowSet:
 
     def subset(self, split: str) -> WindowSet:
         """The windows of one split (metadata shared)."""
-        m = self.mask(split)
-        return WindowSet(*(getattr(self, a)[m] for a in _ARRAYS), meta=self.meta)
+        return self.take(self.mask(split))
+
+    def take(self, index: np.ndarray) -> WindowSet:
+        """The windows a boolean mask or an index array picks, repeats allowed (metadata
+        shared)."""
+        return WindowSet(*(getattr(self, a)[index] for a in _ARRAYS), meta=self.meta)
 
     def channel_indices(self, groups: list[str]) -> list[int]:
         """Channel indices of the named groups, in the order given (e.g. ["acc", "gyro"])."""

@@ -97,10 +97,7 @@ class SRKD(Distiller):
                     f"method 'srkd': distill.params.seconds={params.seconds} is shorter than "
                     f"one window ({ws.X.shape[-1] / float(ws.meta['rate_hz'])} s)"
                 )
-        repeated = np.resize(np.flatnonzero(keep), params.epoch_windows or int(train.sum()))
-        return WindowSet(X=ws.X[repeated], y=ws.y[repeated], subject=ws.subject[repeated],
-                         recording=ws.recording[repeated], start=ws.start[repeated],
-                         split=ws.split[repeated], meta=ws.meta)
+        return ws.take(np.resize(np.flatnonzero(keep), params.epoch_windows or int(train.sum())))
 
     def forward_train(
         self, batch: Batch, epoch: int
