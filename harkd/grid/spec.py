@@ -27,6 +27,7 @@ A spec YAML (configs/grids/*.yaml) reads::
         nodes: {train.epochs: 2}                     # every training node
         node=teacher: {train.patience: null}         # one training node
         select: {seed: ["0"], augment: [none]}       # keep only these labels (fewer cells)
+        exclude: [{augment: none, seed: "1"}]         # more cells left out, spec's rules kept
     latency: {threads: 1, runs: 500}     # optional: export each cell to ONNX and time it
 
 **Cells.** An axis is a dotted RunConfig key or one of `ALIASES`. A value is either the value
@@ -41,7 +42,8 @@ their values; values may lie outside the axis). In a rule, a list means "any of 
 (write `[[a, b]]` for the list value `[a, b]`). Cells whose resolved configs are identical are
 merged (counted). A profile (`--profile NAME`) sets dotted keys on every cell after the axes;
 `axis=label: {...}` only on the cells with that label; `select: {axis: [label, ...]}` keeps only
-those labels of an axis (as `--select` does), so a profile can be a smaller study.
+those labels of an axis (as `--select` does), and `exclude` adds rules to the spec's, so a
+profile can be a smaller study.
 
 **Training nodes.** Wherever a config names a teacher's finished run directory, the teacher
 may instead be a training node: `{from: NAME}` (an entry of `nodes:`, optionally with more
@@ -101,8 +103,8 @@ DEFAULT_INHERIT = ("data", "data_overrides")
 REPLACED_BY_NODE = {"name", "view", "params", "run_dir"}
 #: profile keys that address training nodes instead of cells
 NODES_KEY, NODE_PREFIX = "nodes", "node="
-#: the profile key that keeps only some labels of some axes
-SELECT_KEY = "select"
+#: the profile keys that keep only some labels of some axes, and that leave out more cells
+SELECT_KEY, EXCLUDE_KEY = "select", "exclude"
 
 
 class _SpecFile(BaseModel):
@@ -190,6 +192,7 @@ class _Profile:
     cells: list[tuple[tuple[int, str] | None, str, Any]] = field(default_factory=list)
     nodes: dict[str | None, dict[str, Any]] = field(default_factory=dict)
     select: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -245,11 +248,10 @@ class GridSpec:
         for name in self.nodes:  # every node resolves (no cycle, no dangling name) even unused
             self._node({"from": name}, self.base, settings, f"nodes.{name}", (), {})
         product = list(itertools.product(*(a.values for a in self.axes)))
-        kept = [
-            c
-            for c in product
-            if not any(self._matches(c, r, i) for i, r in enumerate(self.exclude))
-        ]
+        rules = [*((r, f"exclude[{i}]") for i, r in enumerate(self.exclude)),
+                 *((r, f"profiles.{profile}.exclude[{i}]")
+                   for i, r in enumerate(settings.exclude))]
+        kept = [c for c in product if not any(self._matches(c, r, where) for r, where in rules)]
         extra = [c for i, rule in enumerate(self.include) for c in self._include_combos(rule, i)]
         nodes: dict[str, GridRun] = {}
         cells: list[GridRun] = []
@@ -297,6 +299,12 @@ class GridSpec:
                                       "labels")
                 out.select = {str(k): [_label_of(v) for v in labels]
                               for k, labels in value.items()}
+                continue
+            if key == EXCLUDE_KEY:
+                if not isinstance(value, list) or not all(isinstance(r, Mapping) for r in value):
+                    raise ConfigError(f"{self.source}: {where} must be a list of rules "
+                                      "(axis name -> label or list of labels)")
+                out.exclude = [dict(r) for r in value]
                 continue
             if key == NODES_KEY or key.startswith(NODE_PREFIX):
                 name = key[len(NODE_PREFIX):] if key.startswith(NODE_PREFIX) else None
@@ -412,9 +420,9 @@ class GridSpec:
                               f"(looked for {path})")
         return read_run_config(path)
 
-    def _matches(self, combo: tuple[AxisValue, ...], rule: dict[str, Any], i: int) -> bool:
+    def _matches(self, combo: tuple[AxisValue, ...], rule: dict[str, Any], where: str) -> bool:
         for name, wanted in rule.items():
-            pos = self._axis_pos(name, f"exclude[{i}]")
+            pos = self._axis_pos(name, where)
             labels = {_label_of(v) for v in _any_of(wanted)}
             if combo[pos].label not in labels:
                 return False

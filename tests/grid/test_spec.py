@@ -134,27 +134,41 @@ def test_spec_file_with_base_path_and_dry_run(tmp_path, capsys):
 def test_shipped_grids_expand():
     ablation = load_spec(REPO / "configs/grids/hapt_aug_ablation.yaml")
     full, quick, smoke = (ablation.expand(p) for p in (None, "quick", "smoke"))
-    assert (len(full.cells), len(quick.cells), len(smoke.cells)) == (1480, 96, 16)
+    assert (len(full.cells), len(quick.cells), len(smoke.cells)) == (1700, 102, 16)
     assert {r.axes["augment"] for r in full.cells} == {
         "none", "jitter", "scaling", "jitter+scaling", "timewarp", "magwarp", "rotation", "mixup",
         "cutmix", "tsaug_crop", "tsaug_quantize"}
     assert {r.axes["student"] for r in full.cells} == {"tiny", "tiny_1k"}
     assert {r.axes["seed"] for r in full.cells} == {str(s) for s in range(10)}
-    # the teacher's input varies only where a teacher sees an augmented window
+    # the teacher's input varies only where a teacher sees an augmented window, and the budget
+    # rule leaves tiny_1k's clean-input and tsaug cells out
     clean = [r for r in full.cells if r.axes["teacher_input"] == "clean"]
     assert clean and all(r.config.augment.teacher_input == "clean" for r in clean)
-    assert all(r.axes["method"] != "none" and r.axes["augment"] != "none" for r in clean)
+    assert all(r.axes["method"] != "none" and r.axes["augment"] != "none"
+               and r.axes["student"] == "tiny" for r in clean)
+    assert not any(r.axes["student"] == "tiny_1k" and r.axes["augment"].startswith("tsaug_")
+                   for r in full.cells)
+    # every method learns from its own teachers: kd, iekd and sk from the acc+gyro cnn1d, takd
+    # from the two assistants of the chain, mrkd from the per-modality branches
     for exp in (full, quick, smoke):
-        (teacher,) = exp.nodes
-        assert teacher.config.model.view == ["acc", "gyro"]
-        assert all(r.deps == ((teacher.hash,) if r.axes["method"] != "none" else ())
+        node = {n.axes["node"]: n for n in exp.nodes}
+        taught_by = {"none": (), "kd": ("teacher",), "iekd": ("teacher",), "sk": ("teacher",),
+                     "takd": ("assistant", "assistant2"), "mrkd": ("branches",)}
+        assert node["teacher"].config.model.view == ["acc", "gyro"]
+        assert all(set(r.deps) == {node[n].hash for n in taught_by[r.axes["method"]]}
                    for r in exp.cells)
         assert all(r.config.model.view == ["acc"] for r in exp.cells)
-    assert {r.axes["method"] for r in quick.cells} == {"none", "kd", "iekd", "sk"}
+    assert node.keys() == {"teacher"}  # smoke trains only what its cells need
+    chain = {n.axes["node"]: n for n in full.nodes}
+    assert chain["assistant2"].deps == (chain["assistant"].hash,)
+    assert chain["assistant"].deps == (chain["teacher"].hash,)
+    assert {r.axes["method"] for r in quick.cells} == {"none", "kd", "iekd", "sk", "takd", "mrkd"}
+    assert {r.axes["method"] for r in quick.cells
+            if r.axes["teacher_input"] == "clean"} == {"kd"}
     assert {r.axes["seed"] for r in quick.cells} == {"0", "1", "2"}
     # quick is a real study at full training length; smoke the 2-epoch plumbing check
     assert {r.config.train.epochs for r in quick.cells} == {30} == {
-        quick.nodes[0].config.train.epochs}
+        n.config.train.epochs for n in quick.nodes}
     assert {r.config.train.epochs for r in smoke.cells} == {2} == {
         smoke.nodes[0].config.train.epochs}
     # each method's parameters are its own config's, not a copy
@@ -214,3 +228,17 @@ def test_a_profile_selects_labels_for_a_smaller_study():
         spec(profiles={"bad": {"select": {"augment": ["warp"]}}})
     with pytest.raises(ConfigError, match="lists of labels"):
         spec(profiles={"bad": {"select": {"augment": "none"}}})
+
+
+def test_a_profile_excludes_more_cells_and_keeps_the_spec_rules():
+    s = spec(exclude=[{"augment": "scaling"}],
+             profiles={"lean": {"exclude": [{"method": "kd", "augment": ["jitter"]}]}})
+    lean = s.expand("lean")
+    cells = {(r.axes["augment"], r.axes["method"]) for r in lean.runs}
+    assert cells == {("none", "none"), ("none", "kd"), ("jitter", "none")}
+    assert (lean.product, lean.excluded, len(lean.runs)) == (12, 6, 6)
+    assert {r.hash for r in lean.runs} <= {r.hash for r in s.expand().runs}
+    with pytest.raises(ConfigError, match=r"profiles.bad.exclude\[0\] names axis 'sensor'"):
+        spec(profiles={"bad": {"exclude": [{"sensor": "acc"}]}}).expand("bad")
+    with pytest.raises(ConfigError, match="list of rules"):
+        spec(profiles={"bad": {"exclude": {"method": "kd"}}}).expand("bad")
