@@ -17,7 +17,7 @@ from harkd.distill.base import (
     ViewModel,
     build_distiller,
 )
-from harkd.distill.crd import ContrastMemory, nce_loss
+from harkd.distill.contrast_memory import ContrastMemory, nce_loss
 from harkd.distill.losses import kd_kl
 from harkd.models import build_model
 
