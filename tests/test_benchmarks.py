@@ -254,6 +254,28 @@ def test_paired_differences_carry_their_interval():
     assert eb.format_paired(eb.paired({}, b)[0]) == ""
 
 
+def test_flatness_pairs_each_method_with_the_baseline_of_the_same_seed():
+    fl = bench("bench_flatness")
+    models = {f"{m}{s}": {"increase": {"0.05": inc}}
+              for (m, s), inc in {("none", 0): 0.30, ("none", 1): 0.50, ("none", 2): 0.40,
+                                  ("gen1", 0): 0.20, ("gen1", 1): 0.35, ("gen1", 3): 9.0,
+                                  ("self", 0): 0.31}.items()}
+    models["gen0"] = {"increase": {"0.05": 0.0}}
+    axes = {k: {"method": k[:-1], "seed": k[-1]} for k in models if k != "gen0"}
+    axes["gen0"] = {"node": "gen0"}  # a training node: never paired
+    (gen1,) = fl.paired_against(models, axes, "none", ["0.05"])  # self has one pair only
+    assert (gen1["method"], gen1["n"]) == ("gen1", 2)  # seed 3 has no baseline
+    assert gen1["0.05"]["diff_mean"] == pytest.approx(-0.125)
+    assert gen1["0.05"]["ci_low"] == pytest.approx(-0.15)
+    assert gen1["0.05"]["ci_high"] == pytest.approx(-0.10)
+
+
+def test_flatness_of_a_folder_without_a_store_is_one_line(tmp_path, capsys):
+    assert bench("bench_flatness").main(["--grid", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no run store" in err and str(tmp_path) in err and len(err.splitlines()) == 1
+
+
 def test_overrides_go_to_every_label_or_the_one_named():
     eb = bench("engine_bench")
     got = eb.split_overrides(["train.lr=0.01", "kd:distill.params.alpha=0.5"], ["kd", "none"])
