@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -274,6 +274,38 @@ def test_flatness_of_a_folder_without_a_store_is_one_line(tmp_path, capsys):
     assert bench("bench_flatness").main(["--grid", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no run store" in err and str(tmp_path) in err and len(err.splitlines()) == 1
+
+
+def test_srkd_length_summary_pairs_each_cell_with_none_of_the_same_seed(tmp_path):
+    sl = bench("bench_srkd_length")
+
+    def row(kind, f1, seconds=None, policy="light", seed="0", kept=None):
+        axes = {} if kind == "node" else {sl.LENGTH: seconds, sl.POLICY: policy, sl.SEED: seed}
+        metrics = {"test": {"macro_f1": f1}}
+        if kept is not None:
+            metrics["training_windows"] = {"kept": kept}
+        return SimpleNamespace(kind=kind, status="done", axes=axes, metrics=metrics)
+
+    rows = [row("node", 0.90),
+            row("cell", 0.80, "none", seed="0"), row("cell", 0.84, "none", seed="1"),
+            row("cell", 0.60, "30", seed="0", kept=22), row("cell", 0.70, "30", seed="1", kept=22),
+            row("cell", 0.72, "all", seed="0", kept=300),
+            row("cell", 0.74, "all", seed="1", kept=300),
+            row("cell", 0.50, "30", "heavy", seed="0", kept=22)]
+    got = sl.summarise(rows)
+    assert got["teacher"] == pytest.approx(0.90) and got["none"]["mean"] == pytest.approx(0.82)
+    cells = {(c["policy"], c["seconds"]): c for c in got["cells"]}
+    assert [(c["policy"], c["seconds"]) for c in got["cells"]] == [
+        ("heavy", "30"), ("light", "30"), ("light", "all")]  # by policy, then length
+    short = cells["light", "30"]
+    assert (short["n"], short["windows"]) == (2, 22) and short["mean"] == pytest.approx(0.65)
+    assert short["vs_none_points"]["diff_mean"] == pytest.approx(-17.0)  # (-20 - 14) / 2
+    assert short["of_none"] == pytest.approx(0.65 / 0.82)
+    assert short["of_teacher"] == pytest.approx(0.65 / 0.90)
+    assert cells["heavy", "30"]["vs_none_points"]["n"] == 1
+    assert "| light | all | 300 |" in sl.markdown(got)
+    sl.plot(got, tmp_path / "srkd_length.png")
+    assert (tmp_path / "srkd_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_overrides_go_to_every_label_or_the_one_named():
