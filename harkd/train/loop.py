@@ -6,7 +6,9 @@ the Distiller returns its losses per batch and their sum is minimised. After eve
 stage that selects the model, the student is scored on the validation split: the best
 validation macro-F1 picks the model (the test split is never looked at before the end) and
 `train.patience` epochs without improvement end the stage; with `train.selection: last` the
-last epoch is kept (a fixed epoch budget, validation only reported). The run trains on the
+last epoch is kept (a fixed epoch budget, validation only reported). Either way the end also
+scores the test split with the weights after the last epoch (`test_last` in metrics.json), so
+every run answers both selection rules. The run trains on the
 device of `train.device` (`harkd.train.device`), its forward passes in bfloat16 autocast with
 `train.amp`. Before the first epoch the Distiller's `prepare` sees the validation split (what
 it reports goes to metrics.json under `method`). A checkpoint is written atomically after every
@@ -348,16 +350,13 @@ class _Fitter:
 
     def _finish(self) -> RunResult:
         cfg, ws, s = self.cfg, self.run.ws, self.state
+        t0 = time.perf_counter()
+        last = self._score("test")  # the fixed-budget rule: the weights after the last epoch
         if self.best is not None:
             self._load_state_tensors(self.best, "the best-so-far state")
-        t0 = time.perf_counter()
-        metrics = {}
-        for split in SPLITS:
-            m = ws.mask(split)
-            x = self.run.normalizer(ws.X[m])
-            logits = predict(self.distiller, x, cfg.train.eval_batch_size)
-            metrics[split] = classification_metrics(ws.y[m], logits, ws.label_names,
-                                                    ws.subject[m])
+        metrics = {split: last if split == "test" and self.best is None else self._score(split)
+                   for split in SPLITS}
+        metrics["test_last"] = last
         if self.method_report:  # what the method measured or fitted before training
             metrics["method"] = self.method_report
         if self.run.training_windows:  # the windows the method's training set dropped
@@ -403,6 +402,13 @@ class _Fitter:
                            [ws.meta["channels"][c] for c in self.run.channels])
         atomic_write_json(self.rd.metrics, result.to_dict())  # last: marks the run finished
         return result
+
+    def _score(self, split: str) -> dict[str, Any]:
+        """Classification metrics of the distiller's model as it stands on `split`."""
+        ws, m = self.run.ws, self.run.ws.mask(split)
+        logits = predict(self.distiller, self.run.normalizer(ws.X[m]),
+                         self.cfg.train.eval_batch_size)
+        return classification_metrics(ws.y[m], logits, ws.label_names, ws.subject[m])
 
     # -- output --------------------------------------------------------------------------------
 

@@ -130,5 +130,6 @@ def test_selection_last_keeps_the_last_epoch(budget_small, tmp_path) -> None:
                                 "selection": "last"})
     result = fit(cfg, ws=budget_small, run_dir=tmp_path / "last", progress=False)
     assert result.best_epoch == 2 and result.epochs_run == 3  # patience cannot stop it
+    assert result.metrics["test_last"] == result.metrics["test"]  # one model, both rules
     default = _cfg(tmp_path)
     assert "selection" not in default.model_dump()["train"]  # old configs keep their hashes

@@ -98,6 +98,28 @@ def test_saved_model_reproduces_the_reported_test_metrics(
     assert card.config_hash == stored["config_hash"] and card.method == "none"
 
 
+def test_test_last_scores_the_weights_after_the_last_epoch(
+    trained: Path, hapt_quick_small: WindowSet
+) -> None:
+    from harkd.data import Normalizer
+    from harkd.train.checkpoint import load_checkpoint
+    from harkd.train.rundir import RunDir
+
+    stored = json.loads((trained / "metrics.json").read_text())
+    model, card = load_run_model(trained)
+    tensors, _ = load_checkpoint(RunDir(trained))
+    prefix = "distiller.student.model."
+    model.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items()
+                           if k.startswith(prefix)})
+    norm = Normalizer(card.norm.mean, card.norm.std)
+    got = evaluate(model.eval(), hapt_quick_small, "test", norm, channels=card.channel_indices)
+    last = stored["metrics"]["test_last"]
+    assert got["confusion"] == last["confusion"]
+    assert got["macro_f1"] == pytest.approx(last["macro_f1"])
+    if stored["best_epoch"] == stored["epochs_run"] - 1:  # the last epoch was the best one
+        assert last == stored["metrics"]["test"]
+
+
 def test_same_seed_twice_is_bit_identical(
     trained: Path, hapt_quick_small: WindowSet, tmp_path: Path
 ) -> None:
