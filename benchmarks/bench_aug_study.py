@@ -8,6 +8,13 @@ then `<out>/aug_study.json`, `aug_study.md`, `aug_study.png` (mean difference ag
 method without augmentation, `*` where Holm-significant) and `aug_study_alone.png` (against the
 student alone without augmentation), with the grid's wall time and the machine.
 
+Both selection rules, from the same runs (the study trains 30 epochs without early stopping):
+the epoch of best validation macro-F1 (`test.macro_f1`, the primary figures) and the fixed
+budget, the weights after the last epoch (`test_last.macro_f1`, its analysis in
+`<grid dir>/report-fixed-budget`, `aug_study_fixed.png`). `rules` in the JSON says, per
+reference, in how many cells the two rules agree on the sign of the mean difference and which
+cells are Holm-significant under one rule only.
+
 Wall time, three ways: the elapsed time of each invocation of this script on the grid (kept in
 `<grid dir>/bench_invocations.json`), the span of the store from the first run's start to the
 last run's end (gaps between invocations included), and the sum of the runs' own wall times
@@ -42,6 +49,7 @@ from harkd.grid.runner import run_grid, store_path
 from harkd.grid.spec import GridSpec, load_spec
 from harkd.grid.store import RunStore
 from harkd.grid.table import grid_table
+from harkd.report import ReportFiles
 from harkd.train.rundir import atomic_write_bytes, atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +59,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 PROFILES = ("full", "quick", "smoke")
 TSAUG_PREFIX = "tsaug_"
 INVOCATIONS = "bench_invocations.json"
+#: the metric of each selection rule: best validation epoch (primary), fixed epoch budget
+PRIMARY, FIXED = "test.macro_f1", "test_last.macro_f1"
+#: the columns of an effect record that are statistics, not the cell's axes
+STAT_COLUMNS = {"family", "n", "diff_mean", "diff_std", "test", "statistic", "p", "ci_low",
+                "ci_high", "p_holm", "m", "significant"}
 
 
 def machine() -> dict[str, Any]:
@@ -117,13 +130,49 @@ def tsaug_screen(spec: GridSpec, screen_dir: Path) -> dict[str, Any]:
                         for a, r in ranking.iterrows()]}
 
 
+def fixed_budget_report(grid_dir: Path) -> ReportFiles | None:
+    """The analysis under the fixed budget, or None (said on stderr) when the runs predate
+    `test_last`."""
+    try:
+        return report_grid(grid_dir, grid_dir / "report-fixed-budget", metric=FIXED)
+    except KeyError as err:
+        print(f"bench_aug_study: no fixed-budget analysis: {err.args[0]}", file=sys.stderr)
+        return None
+
+
+def rule_agreement(primary: dict[str, Any], fixed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per reference: the cells both rules tested, how many share the sign of the mean
+    difference, and the cells Holm-significant under one rule only."""
+    def cells(ref: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {" ".join(f"{k}={v}" for k, v in sorted(e.items()) if k not in STAT_COLUMNS): e
+                for e in ref["effects"] if e["n"]}
+    fixed_refs = {r["name"]: cells(r) for r in fixed["references"]}
+    out = []
+    for ref in primary["references"]:
+        a, b = cells(ref), fixed_refs.get(ref["name"], {})
+        both = sorted(set(a) & set(b))
+        out.append({
+            "reference": ref["name"], "cells": len(both),
+            "same_sign": sum((a[c]["diff_mean"] > 0) == (b[c]["diff_mean"] > 0) for c in both),
+            "significant_both": [c for c in both if a[c]["significant"] and b[c]["significant"]],
+            "significant_best_only": [c for c in both
+                                      if a[c]["significant"] and not b[c]["significant"]],
+            "significant_fixed_only": [c for c in both
+                                       if b[c]["significant"] and not a[c]["significant"]],
+        })
+    return out
+
+
 def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
     """aug_study.json, .md (the analysis under a header) and the two heat maps, atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    for src, name in (("augmentation_vs_no_augmentation.png", "aug_study.png"),
-                      ("augmentation_vs_alone.png", "aug_study_alone.png")):
-        if (report_dir / src).is_file():  # absent while no cell has a paired run
-            atomic_write_bytes(out / name, (report_dir / src).read_bytes())
+    fixed_dir = report_dir.with_name(f"{report_dir.name}-fixed-budget")
+    for folder, src, name in (
+            (report_dir, "augmentation_vs_no_augmentation.png", "aug_study.png"),
+            (report_dir, "augmentation_vs_alone.png", "aug_study_alone.png"),
+            (fixed_dir, "augmentation_vs_no_augmentation.png", "aug_study_fixed.png")):
+        if (folder / src).is_file():  # absent while no cell has a paired run
+            atomic_write_bytes(out / name, (folder / src).read_bytes())
     atomic_write_json(out / "aug_study.json", record)
     wall = record["wall"]
     screen = record["tsaug_screen"]
@@ -146,7 +195,20 @@ def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
     analysis = (analysis.replace("](augmentation_vs_no_augmentation.png)", "](aug_study.png)")
                 .replace("](augmentation_vs_alone.png)", "](aug_study_alone.png)"))
     body = analysis.split("\n", 1)[1]  # the analysis without its title
-    atomic_write_bytes(out / "aug_study.md", ("\n".join(header) + body).encode())
+    rules = ["", "## The same runs under a fixed epoch budget", "",
+             f"The weights after epoch 30 (`{FIXED}`) instead of the best validation epoch; the "
+             f"full analysis is in `{fixed_dir}`. Agreement with the primary rule:", ""]
+    for r in record.get("rules", []):
+        rules.append(f"- against `{r['reference']}`: {r['same_sign']} of {r['cells']} cells "
+                     "share the sign of the mean difference; Holm-significant under both "
+                     f"rules: {r['significant_both'] or 'none'}; best-validation only: "
+                     f"{r['significant_best_only'] or 'none'}; fixed budget only: "
+                     f"{r['significant_fixed_only'] or 'none'}")
+    if (out / "aug_study_fixed.png").is_file():
+        rules += ["", "![Fixed budget: Δ against the same method without augmentation]"
+                  "(aug_study_fixed.png)"]
+    text = "\n".join(header) + body + ("\n".join(rules) + "\n" if "rules" in record else "")
+    atomic_write_bytes(out / "aug_study.md", text.encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             entry = run_and_time(spec, profile, grid_dir, args.workers, args.threads)
             print(f"grid: {entry}")
         files = report_grid(grid_dir)
+        fixed = fixed_budget_report(grid_dir) if files.analyses else None
     except (ConfigError, OSError, ValueError, KeyError) as err:
         print(f"bench_aug_study: {err}", file=sys.stderr)
         return 1
@@ -191,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         "tsaug_screen": tsaug_screen(spec, screen_dir),
         "analysis": json.loads((report_dir / "augmentation.json").read_text()),
     }
+    if fixed is not None and fixed.analyses:
+        record["analysis_fixed_budget"] = json.loads(
+            (fixed.report_md.parent / "augmentation.json").read_text())
+        record["rules"] = rule_agreement(record["analysis"], record["analysis_fixed_budget"])
     write_results(args.out, record, report_dir)
     print(f"wrote {args.out / 'aug_study.json'}, aug_study.md, aug_study.png, "
           f"aug_study_alone.png (report: {report_dir})")

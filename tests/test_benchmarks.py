@@ -308,6 +308,26 @@ def test_srkd_length_summary_pairs_each_cell_with_none_of_the_same_seed(tmp_path
     assert (tmp_path / "srkd_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_two_selection_rules_are_compared_cell_by_cell():
+    ab = bench("bench_aug_study")
+
+    def effect(augment, diff, significant, n=10):
+        return {"augment": augment, "method": "kd", "family": "kd", "n": n, "diff_mean": diff,
+                "p_holm": 0.01 if significant else 0.5, "significant": significant}
+
+    best = {"references": [{"name": "alone", "effects": [
+        effect("jitter", 0.02, True), effect("mixup", -0.01, False), effect("rotation", 0.01, True),
+        effect("cutmix", 0.03, True, n=0)]}]}
+    fixed = {"references": [{"name": "alone", "effects": [
+        effect("jitter", 0.01, True), effect("mixup", 0.002, True), effect("rotation", 0.0, False),
+        effect("cutmix", 0.03, True)]}]}
+    (got,) = ab.rule_agreement(best, fixed)
+    assert (got["reference"], got["cells"], got["same_sign"]) == ("alone", 3, 1)  # cutmix: n 0
+    assert got["significant_both"] == ["augment=jitter method=kd"]
+    assert got["significant_best_only"] == ["augment=rotation method=kd"]
+    assert got["significant_fixed_only"] == ["augment=mixup method=kd"]
+
+
 def test_overrides_go_to_every_label_or_the_one_named():
     eb = bench("engine_bench")
     got = eb.split_overrides(["train.lr=0.01", "kd:distill.params.alpha=0.5"], ["kd", "none"])

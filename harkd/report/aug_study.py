@@ -106,7 +106,7 @@ def write_augmentation_study(runs: pd.DataFrame, axes: StudyAxes, out_dir: str |
         effects = effects.sort_values(["family", "diff_mean"], ascending=[True, False],
                                       kind="stable").reset_index(drop=True)
         per_class = per_class_effects(done, cells, axes.seed, ref, effects, top=TOP_CELLS,
-                                      loose=axes.loose)
+                                      loose=axes.loose, split=metric.split(".", 1)[0])
         md += _reference_section(effects, per_class, axes, ref, metric, png)
         frames.append(effects.assign(reference=ref.name))
         record["references"].append({

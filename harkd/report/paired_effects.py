@@ -29,7 +29,7 @@ import pandas as pd
 from harkd.report.stats import holm, mean_std, paired_test
 
 #: the metric columns holding per-class F1 (`classification_metrics`' per_class_f1, flattened)
-PER_CLASS_PREFIX = "test.per_class_f1."
+PER_CLASS = "per_class_f1"
 ALPHA = 0.05
 
 
@@ -75,11 +75,13 @@ def paired_effects(runs: pd.DataFrame, cells: Sequence[str], seed: str, referenc
 
 def per_class_effects(runs: pd.DataFrame, cells: Sequence[str], seed: str,
                       reference: Reference, effects: pd.DataFrame, *, top: int = 5,
-                      loose: Sequence[str] = ()) -> pd.DataFrame:
+                      loose: Sequence[str] = (), split: str = "test") -> pd.DataFrame:
     """Per-class F1 differences (paired on seed, mean ± std) of the `top` cells of `effects`
-    (by mean difference) against the reference. Columns: the `cells` axes, class, n, diff_mean,
-    diff_std. Empty when the runs carry no per-class F1."""
-    classes = [c for c in runs.columns if c.startswith(PER_CLASS_PREFIX)]
+    (by mean difference) against the reference, on `split` (a metrics key: `test`, or
+    `test_last` for the weights after the last epoch). Columns: the `cells` axes, class, n,
+    diff_mean, diff_std. Empty when the runs carry no per-class F1."""
+    prefix = f"{split}.{PER_CLASS}."
+    classes = [c for c in runs.columns if c.startswith(prefix)]
     columns = [*cells, "class", "n", "diff_mean", "diff_std"]
     if not classes or effects.empty:
         return pd.DataFrame(columns=columns)
@@ -93,7 +95,7 @@ def per_class_effects(runs: pd.DataFrame, cells: Sequence[str], seed: str,
             continue
         for c in classes:
             stat = mean_std((pairs[c] - pairs[f"{c}_ref"]).to_numpy(dtype=float))
-            rows.append({**key, "class": c[len(PER_CLASS_PREFIX):], "n": stat.n,
+            rows.append({**key, "class": c[len(prefix):], "n": stat.n,
                          "diff_mean": stat.mean, "diff_std": stat.std, "_rank": order[label]})
     out = pd.DataFrame(rows, columns=[*columns, "_rank"])
     return out.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
