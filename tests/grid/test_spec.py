@@ -137,7 +137,7 @@ def test_shipped_grids_expand():
     assert (len(full.cells), len(quick.cells), len(smoke.cells)) == (1700, 102, 16)
     assert {r.axes["augment"] for r in full.cells} == {
         "none", "jitter", "scaling", "jitter+scaling", "timewarp", "magwarp", "rotation", "mixup",
-        "cutmix", "tsaug_crop", "tsaug_quantize"}
+        "cutmix", "tsaug_drift", "tsaug_resize"}
     assert {r.axes["student"] for r in full.cells} == {"tiny", "tiny_1k"}
     assert {r.axes["seed"] for r in full.cells} == {str(s) for s in range(10)}
     # the teacher's input varies only where a teacher sees an augmented window, and the budget
