@@ -2,7 +2,9 @@
 augmentation policy, from the grid `configs/grids/srkd_length.yaml` (run or resumed here).
 
 Per policy and length: the test macro-F1 (mean ± std over the seeds), the distinct windows of
-the recording the student learnt from (`training_windows.kept` in each run's metrics), and the
+the recording the student learnt from (`training_windows.kept` in each run's metrics), the
+activities those windows show (their true labels, which the student never sees: what the
+teacher's outputs on them can at best convey), and the
 macro-F1 as a fraction of the student alone on every labelled window (`none`) and of the
 acc+gyro teacher (the grid's training node); the paired difference against `none` of the same
 seed with its 95 % bootstrap interval. The plot: macro-F1 against the recording's windows (log
@@ -26,12 +28,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harkd.config import ConfigError  # noqa: E402
+from harkd.config import ConfigError, validate_run_config  # noqa: E402
+from harkd.data import load_windowset  # noqa: E402
 from harkd.grid.runner import run_grid, store_path  # noqa: E402
 from harkd.grid.spec import load_spec  # noqa: E402
 from harkd.grid.store import RunRow, RunStore  # noqa: E402
 from harkd.report.stats import format_mean_std, mean_std, paired_test  # noqa: E402
 from harkd.report.tables import markdown_table  # noqa: E402
+from harkd.train.assemble import training_set  # noqa: E402
 from harkd.train.rundir import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +76,26 @@ def summarise(rows: list[RunRow]) -> dict[str, Any]:
     return {"none": {"mean": none_mean, "per_seed": none}, "teacher": teacher, "cells": out}
 
 
+def activities(rows: list[RunRow]) -> dict[str, list[str]]:
+    """Per length label, the activities (true labels) of the recording's windows it keeps."""
+    out: dict[str, list[str]] = {}
+    windowsets: dict[str, Any] = {}
+    for r in rows:
+        length = r.axes.get(LENGTH)
+        if r.kind != "cell" or length in (None, BASELINE) or length in out:
+            continue
+        cfg = validate_run_config(r.config, source=f"run {r.hash}")
+        key = cfg.model_dump_json(include={"data", "data_overrides"})
+        ws = windowsets.setdefault(key, load_windowset(cfg))
+        mine = training_set(cfg, ws)
+        labels = np.unique(mine.y[mine.mask("train")])
+        out[length] = [ws.label_names[i] for i in labels]
+    return out
+
+
 def markdown(summary: dict[str, Any]) -> str:
     none, teacher = summary["none"]["mean"], summary["teacher"]
-    rows = [[c["policy"], c["seconds"], c["windows"],
+    rows = [[c["policy"], c["seconds"], c["windows"], ", ".join(c.get("activities", [])),
              format_mean_std(mean_std(list(c["per_seed"].values()))),
              f"{100 * c['of_none']:.0f} %" if c["of_none"] else "",
              f"{100 * c['of_teacher']:.0f} %" if c["of_teacher"] else "",
@@ -84,8 +105,8 @@ def markdown(summary: dict[str, Any]) -> str:
             f"`none` on every labelled window {none:.4f}, teacher {teacher:.4f} "
             "(test macro-F1; last epoch kept).\n\n") if none and teacher else ""
     return head + markdown_table(
-        ["policy", "seconds", "windows", "test macro-F1", "of none", "of teacher",
-         "Δ vs none (points, paired)"], rows) + "\n"
+        ["policy", "seconds", "windows", "activities shown", "test macro-F1", "of none",
+         "of teacher", "Δ vs none (points, paired)"], rows) + "\n"
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -110,7 +131,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.minorticks_off()
     ax.set_xlabel("distinct windows of the one recording (log)")
     ax.set_ylabel("test macro-F1")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         if not store_path(grid_dir).is_file():
             raise ConfigError(f"{grid_dir}: no run store; run the grid first")
         with RunStore(store_path(grid_dir)) as store:
-            summary = summarise(store.rows())
+            rows = store.rows()
+        summary = summarise(rows)
+        shown = activities(rows)
+        for cell in summary["cells"]:
+            cell["activities"] = shown.get(cell["seconds"], [])
         if not summary["cells"]:
             raise ConfigError(f"{grid_dir}: no finished srkd cell yet")
         record = {"command": "python benchmarks/bench_srkd_length.py "
