@@ -36,6 +36,7 @@ from harkd.grid.store import RunRow, RunStore  # noqa: E402
 from harkd.report.stats import format_mean_std, mean_std, paired_test  # noqa: E402
 from harkd.report.tables import markdown_table  # noqa: E402
 from harkd.train.assemble import training_set  # noqa: E402
+from harkd.train.plots import save_figure  # noqa: E402
 from harkd.train.rundir import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,12 +134,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("test macro-F1")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:
