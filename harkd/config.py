@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -145,9 +146,35 @@ class RunConfig(Section):
         return self
 
     def config_hash(self) -> str:
-        """Stable hash of the resolved config (independent of key order)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of the resolved config (independent of key order). The data protocol
+        enters by its content (`data_protocol_digest`), not its path, so the same config read
+        from another checkout or folder has the same hash, and editing the protocol changes it."""
+        dump = self.model_dump(mode="json")
+        dump["data"] = data_protocol_digest(self.data)
+        blob = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def data_protocol_digest(path: str | Path) -> str:
+    """Hash of a data protocol YAML as written, its `defaults:` merged in (relative paths
+    inside stay as written); the path itself when the file cannot be read (a config that names
+    a missing protocol fails later, when the run loads its data, with that file named)."""
+    p = Path(path).expanduser()
+    try:
+        st = p.resolve().stat()
+    except OSError:
+        return str(path)
+    return _digest(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    """`data_protocol_digest` of one version of a file (the key carries its mtime and size)."""
+    try:
+        content = load_config(path)
+    except ConfigError:
+        return path
+    return "protocol:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def read_run_config(path: str | Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ a GPU are placed on the visible GPUs (`--gpus`, `--runs-per-gpu`; `harkd.grid.pl
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,7 +90,9 @@ def gpu_list(text: str) -> list[int]:
 def dry_run(spec: GridSpec, profile: str | None, grid_dir: Path) -> str:
     """The graph of runs, one a line: training nodes first (what needs them), then the cells
     (axis values and the nodes they need), each with its hash and its status in the store
-    (`new` when the store has no such run: it would train; `done` runs are reused)."""
+    (`new` when the store has no such run: it would train; `done` runs are reused; a run
+    stored under an earlier key shows that row's status, and the grid re-keys it)."""
+    from harkd.grid.rekey import earlier_keys
     from harkd.grid.runner import describe, store_path
     from harkd.grid.store import RunStore
 
@@ -98,6 +101,9 @@ def dry_run(spec: GridSpec, profile: str | None, grid_dir: Path) -> str:
     if store_path(grid_dir).is_file():
         with RunStore(store_path(grid_dir)) as store:
             status = store.status_of()
+            earlier = earlier_keys(exp.runs, [asdict(r) for r in store.rows()],
+                                   store.get_meta("rekeyed", {}))
+        status.update({new: status[old] for new, old in earlier.items()})
     name = {r.hash: r.axes["node"] for r in exp.nodes}
     users: dict[str, int] = {}
     for r in exp.runs:

@@ -1,7 +1,9 @@
 """Run a grid: expand its graph, register it in the store, recover interrupted runs, claim
 and execute in dependency order.
 
-Running the same spec again resumes: done runs (training nodes and cells) are skipped,
+Running the same spec again resumes: rows stored under an earlier key of the same run (a store
+written when the data protocol entered the key by its path, or from another checkout) are
+re-keyed first (`RunStore.adopt`); done runs (training nodes and cells) are skipped,
 interrupted ones (claimed by a process that is gone) go back to pending, failed ones and the
 runs they blocked rerun only with `retry_failed`. Several drivers may run one grid at once:
 a driver with nothing to claim waits while another holds runs of the grid, and takes them over
@@ -185,6 +187,7 @@ def run_grid(
     with RunStore(store_path(gdir)) as store:
         with store_faults(store.path):
             store.set_meta("grid", _grid_meta(spec, expansion))
+            adopted = store.adopt(expansion.runs, gdir / "runs")
             store.register(expansion.runs)
             recovered = [r for r in store.recover(lease_s, host) if r.hash in hashes]
             retried = store.retry_failed(hashes) if retry_failed else 0
@@ -197,6 +200,9 @@ def run_grid(
         bar = tqdm(total=len(hashes), initial=counts["done"] + counts["blocked"],
                    desc=f"grid {spec.name}",
                    unit="run", disable=not progress, dynamic_ncols=True)
+        if adopted:
+            bar.write(f"{adopted} stored runs re-keyed (stored under an earlier key of the same "
+                      "run)")
         for row in recovered:
             bar.write(f"interrupted run reset: {describe(row.axes)} ({row.hash})")
         pinned = devices if executor == "local" else None  # Ray places its own tasks

@@ -31,13 +31,14 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harkd.grid.faults import GridFaultError, advice, environmental_fault
+from harkd.grid.rekey import earlier_keys
 from harkd.grid.spec import GridRun
 
 STATUSES = ("pending", "running", "done", "failed", "blocked")
@@ -240,6 +241,34 @@ class RunStore:
             db.executemany("UPDATE runs SET idx = ? WHERE hash = ? AND status = 'pending'",
                            [(r.index, r.hash) for r in runs])
             return new
+
+    def adopt(self, runs: Sequence[GridRun], runs_dir: Path) -> int:
+        """Re-key each row stored under an earlier key of a run of `runs` (`harkd.grid.rekey`):
+        its hash, needed nodes and config become the run's, and its folder in `runs_dir` takes
+        the new hash; returns how many rows were re-keyed. The store remembers each match
+        (meta `rekeyed`), so a folder a crash left under its old name is renamed next time."""
+        with self._tx() as db:
+            stored = [
+                {"hash": r["hash"], "kind": r["kind"], "axes": json.loads(r["axes"]),
+                 "deps": json.loads(r["deps"]), "config": json.loads(r["config"])}
+                for r in db.execute("SELECT hash, kind, axes, deps, config FROM runs")
+            ]
+            known: dict[str, str] = self.get_meta("rekeyed", {})
+            found = earlier_keys(runs, stored, known)
+            by_hash = {r.hash: r for r in runs}
+            for new, old in found.items():
+                run = by_hash[new]
+                db.execute("UPDATE runs SET hash = ?, deps = ?, config = ? WHERE hash = ?",
+                           (new, json.dumps(list(run.deps)),
+                            _json(run.config.model_dump(mode="json")), old))
+                known[old] = new
+            if found:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rekeyed', ?)",
+                           (json.dumps(known, sort_keys=True),))
+        for old, new in known.items():
+            if (runs_dir / old).is_dir() and not (runs_dir / new).exists():
+                (runs_dir / old).rename(runs_dir / new)
+        return len(found)
 
     def recover(self, lease_s: float = DEFAULT_LEASE_S, host: str | None = None) -> list[RunRow]:
         """Reset interrupted `running` rows to pending; returns them as they were."""

@@ -58,3 +58,42 @@ def students_spec_raw(grid_dir: Path, seeds: int = 3) -> dict[str, Any]:
                  "model": {"name": "tiny", "view": ["acc"]}, "train": {**TRAIN, "epochs": 1}},
         "axes": {"seed": list(range(seeds))},
     }
+
+
+TEACHER = {
+    "data": str(HAPT_QUICK),
+    "model": {"name": "cnn1d", "view": ["acc", "gyro"], "params": {"widths": [8, 16]}},
+    "train": {**TRAIN, "epochs": 1},
+}
+ASSISTANT = {
+    "data": str(HAPT_QUICK),
+    "model": {"name": "tiny", "view": ["acc", "gyro"]},
+    "distill": {"method": "kd", "params": {"alpha": 0.5, "temperature": 4.0}},
+    "teachers": {"t": {"from": "teacher"}},
+    "train": {**TRAIN, "epochs": 1},
+}
+
+
+def chain_spec(grid_dir: Path, teacher: dict[str, Any] | None = None, **extra: Any) -> dict:
+    """4 cells (2 teachers x 2 seeds) over one teacher node and one assistant it teaches."""
+    raw = {
+        "name": "chain",
+        "output_dir": str(grid_dir),
+        "nodes": {"teacher": {"config": teacher or TEACHER},
+                  "assistant": {"config": ASSISTANT}},
+        "base": {
+            "data": str(HAPT_QUICK),
+            "data_overrides": SMALL_DATA,
+            "model": {"name": "tiny", "view": ["acc"]},
+            "distill": {"method": "kd", "params": {"alpha": 0.5, "temperature": 4.0}},
+            "train": TRAIN,
+        },
+        "axes": {
+            "teachers": [{"label": "teacher", "set": {"teachers": {"t": {"from": "teacher"}}}},
+                         {"label": "assistant",
+                          "set": {"teachers": {"t": {"from": "assistant"}}}}],
+            "seed": [0, 1],
+        },
+    }
+    raw.update(extra)
+    return raw
