@@ -105,6 +105,28 @@ def test_report_files_and_numbers_match_the_store(grid_dir):
     assert "1 failed" in md and "17 done" in md
 
 
+def test_a_chosen_baseline_is_what_every_label_is_compared_with(grid_dir, capsys):
+    out = grid_dir / "vs_jitter"
+    assert main(["report", str(grid_dir), "--out", str(out), "--baseline", "augment=jitter"]) == 0
+    comp = pd.read_csv(out / "comparisons.csv")
+    aug = comp[comp["compared_axis"] == "augment"]
+    assert set(aug["baseline"]) == {"jitter"} and set(aug["augment"]) == {"none", "mixup"}
+    none_kd = aug[(aug["augment"] == "none") & (aug["method"] == "kd")].iloc[0]
+    assert none_kd["n"] == 3 and none_kd["diff_mean"] == pytest.approx(-0.02)
+    mix_kd = aug[(aug["augment"] == "mixup") & (aug["method"] == "kd")].iloc[0]
+    assert mix_kd["n"] == 2 and mix_kd["diff_mean"] == pytest.approx(-0.03)
+    # the other axis keeps its default baseline
+    assert set(comp[comp["compared_axis"] == "method"]["baseline"]) == {"none"}
+    assert "### augment vs augment=jitter" in (out / "report.md").read_text()
+    for bad, said in (("augment=cutmix", "no run has augment=cutmix; labels: ['jitter', "
+                                         "'mixup', 'none']"),
+                      ("seed=1", "'seed' is not a compared axis of the grid"),
+                      ("augment", "expected AXIS=LABEL")):
+        assert main(["report", str(grid_dir), "--baseline", bad]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1
+
+
 def test_report_of_a_missing_grid_says_what_to_do(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 3
     assert "run `harkd grid SPEC` first" in capsys.readouterr().err
