@@ -142,8 +142,10 @@ def run_spec(spec: GridSpec, args: argparse.Namespace, threads: int | None) -> G
 
 def read_runs(grid_dir: Path, expansion: Expansion, axis: str) -> GridRuns:
     """The finished runs of `expansion` from the store: cells by their `axis` label and seed,
-    nodes by name. Runs of other specs kept in the same store are left out."""
+    nodes by name. Runs of other specs kept in the same store are left out; rows stored under an
+    earlier key of a run of `expansion` are re-keyed first (`RunStore.adopt`)."""
     with RunStore(store_path(grid_dir)) as store:
+        store.adopt(expansion.runs, grid_dir / "runs")
         rows = {r.hash: r for r in store.rows("done")}
     cells: dict[str, dict[int, RunRow]] = {}
     nodes: dict[str, RunRow] = {}
