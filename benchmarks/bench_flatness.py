@@ -23,7 +23,7 @@ Run from the repository root:
     python benchmarks/bench_flatness.py --grid runs/grids/born_again --out \
         benchmarks/results/flatness.json
 Options: --draws 20, --split train, --max-windows 1024 (0: all), --cache-dir DIR (WindowSet
-cache), --out FILE.json (and FILE.md). One perturbed evaluation of the default tiny student on
+cache), --out FILE.json (and FILE.md), --threads 1. One perturbed evaluation of the default tiny student on
 7,000 windows costs about 2 s of CPU, hence the subset.
 """
 
@@ -133,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-windows", type=int, default=1024)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: a 2-core machine running a grid beside it was "
+                             "7x slower with 2)")
     args = parser.parse_args(argv)
     if not args.run_dirs and args.grid is None:
         parser.error("give RUN_DIRs or --grid DIR")
+    torch.set_num_threads(args.threads)
     m = Measurer(args.sigmas, args.draws, args.split, args.max_windows, args.cache_dir)
     models: dict[str, dict[str, Any]] = {}
     pairs: list[tuple[str, str]] = []
