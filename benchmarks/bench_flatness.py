@@ -23,8 +23,8 @@ Run from the repository root:
     python benchmarks/bench_flatness.py --grid runs/grids/born_again --out \
         benchmarks/results/flatness.json
 Options: --draws 20, --split train, --max-windows 1024 (0: all), --cache-dir DIR (WindowSet
-cache), --out FILE.json (and FILE.md), --threads 1. One perturbed evaluation of the default tiny student on
-7,000 windows costs about 2 s of CPU, hence the subset.
+cache), --out FILE.json (and FILE.md), --threads 1. One perturbed evaluation of the default tiny
+student on 7,000 windows costs about 2 s of CPU, hence the subset.
 """
 
 from __future__ import annotations
