@@ -245,8 +245,10 @@ class RunStore:
     def adopt(self, runs: Sequence[GridRun], runs_dir: Path) -> int:
         """Re-key each row stored under an earlier key of a run of `runs` (`harkd.grid.rekey`):
         its hash, needed nodes and config become the run's, and its folder in `runs_dir` takes
-        the new hash; returns how many rows were re-keyed. The store remembers each match
-        (meta `rekeyed`), so a folder a crash left under its old name is renamed next time."""
+        the new hash, the old name staying as a link to it (the files of the runs it taught name
+        their teachers' folders by the old hash); returns how many rows were re-keyed. The store
+        remembers each match (meta `rekeyed`), so a folder a crash left under its old name is
+        moved next time."""
         with self._tx() as db:
             stored = [
                 {"hash": r["hash"], "kind": r["kind"], "axes": json.loads(r["axes"]),
@@ -266,8 +268,11 @@ class RunStore:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rekeyed', ?)",
                            (json.dumps(known, sort_keys=True),))
         for old, new in known.items():
-            if (runs_dir / old).is_dir() and not (runs_dir / new).exists():
-                (runs_dir / old).rename(runs_dir / new)
+            before, after = runs_dir / old, runs_dir / new
+            if before.is_dir() and not before.is_symlink() and not after.exists():
+                before.rename(after)
+            if after.is_dir() and not before.exists() and not before.is_symlink():
+                before.symlink_to(new, target_is_directory=True)
         return len(found)
 
     def recover(self, lease_s: float = DEFAULT_LEASE_S, host: str | None = None) -> list[RunRow]:

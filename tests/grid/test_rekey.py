@@ -102,11 +102,16 @@ def test_a_store_keyed_by_another_checkouts_path_is_rekeyed_not_retrained(tmp_pa
             assert rows[new.hash].deps == list(new.deps)
             assert rows[new.hash].config["data"] == str(here)
             metrics = json.loads((runs_dir / new.hash / "metrics.json").read_text())
-            assert metrics["hash"] == old.hash and not (runs_dir / old.hash).exists()
-        # a folder a crash left under its old name is renamed on the next call
+            assert metrics["hash"] == old.hash and not (runs_dir / new.hash).is_symlink()
+            # paths written by the runs it taught still lead to it
+            assert (runs_dir / old.hash).is_symlink()
+            assert (runs_dir / old.hash).resolve() == (runs_dir / new.hash).resolve()
+        # a folder a crash left under its old name is moved on the next call
         first = stored[0].hash
+        (runs_dir / first).unlink()
         (runs_dir / runs[0].hash).rename(runs_dir / first)
-        assert store.adopt(runs, runs_dir) == 0 and (runs_dir / runs[0].hash).is_dir()
+        assert store.adopt(runs, runs_dir) == 0 and not (runs_dir / runs[0].hash).is_symlink()
+        assert (runs_dir / first).resolve() == (runs_dir / runs[0].hash).resolve()
 
 
 def test_a_row_of_another_run_is_never_adopted(tmp_path):
