@@ -31,8 +31,9 @@ from harkd.report.stats import (
 from harkd.report.tables import fmt, frame_table
 from harkd.train.rundir import atomic_write_bytes
 
-#: metric columns summarised per cell, when present
-SUMMARY_PREFIXES = ("test.", "val.", "latency.")
+#: metric columns summarised per cell, when present (`method.`: what a distiller measured, such
+#: as MIX-KD's teacher smoothness)
+SUMMARY_PREFIXES = ("test.", "val.", "latency.", "method.")
 LATENCY_COLUMNS = ("latency.p50_us", "latency.p50_ms", "latency.batch1_p50_us")
 STATUSES = ("done", "failed", "running", "pending")
 
@@ -157,7 +158,20 @@ def _summary_section(summary: pd.DataFrame, layout: _Layout, metric: str) -> lis
     for m in shown:
         table[m] = [_ms(*v) for v in zip(summary[f"{m}_mean"], summary[f"{m}_std"],
                                           summary[f"{m}_n"], strict=True)]
-    return ["## Cells\n", frame_table(table)]
+    md = ["## Cells\n", frame_table(table)]
+    measured = sorted(c.removesuffix("_mean") for c in summary
+                      if c.startswith("method.") and c.endswith("_mean"))
+    if measured:
+        rows = summary[[f"{m}_mean" for m in measured]].notna().any(axis=1)
+        found = summary.loc[rows, [*layout.cells]].copy()
+        for m in measured:
+            found[m] = [_ms(*v) if v[2] else "" for v in zip(
+                summary.loc[rows, f"{m}_mean"], summary.loc[rows, f"{m}_std"],
+                summary.loc[rows, f"{m}_n"], strict=True)]
+        md += ["### What the methods measured\n",
+               "Values a distiller records beside its scores (`method.*` in the store), "
+               "mean ± std over seeds.\n", frame_table(found)]
+    return md
 
 
 def _heatmap_section(done: pd.DataFrame, layout: _Layout, metric: str, out: Path,

@@ -184,6 +184,25 @@ def test_report_of_a_plain_table_of_runs(tmp_path):
     assert "0.800 (n = 1)" in one.report_md.read_text()
 
 
+def test_what_a_method_measured_is_set_beside_its_cells(tmp_path):
+    """`method.*` values (here a teacher's entropy that only the kd cells record) get their own
+    table of the cells that have them, mean ± std over seeds."""
+    entropy = {0: 0.30, 1: 0.34}
+    rows = [{"run_id": f"{m}-{s}", "method": m, "seed": s, "test.macro_f1": 0.8 + 0.01 * s,
+             **({"method.teacher_entropy": entropy[s]} if m == "kd" else {})}
+            for m in ("none", "kd") for s in (0, 1)]
+    md = write_report(pd.DataFrame(rows), ["method", "seed"], tmp_path, seed="seed",
+                      baselines={"method": "none"}).report_md.read_text()
+    section = md.split("### What the methods measured")[1].split("##")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")]
+    assert table[0] == "| method | method.teacher_entropy |"
+    assert len(table) == 2 and table[1].startswith("| kd | " + format_mean_std(
+        mean_std(list(entropy.values()))))
+    plain = write_report(pd.DataFrame([r for r in rows if r["method"] == "none"]),
+                         ["method", "seed"], tmp_path / "plain", seed="seed")
+    assert "What the methods measured" not in plain.report_md.read_text()
+
+
 def test_report_names_what_a_table_lacks(tmp_path):
     runs = pd.DataFrame([{"run_id": "a", "model": "tiny", "test.macro_f1": 0.9}])
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['seed'\]"):
