@@ -48,7 +48,6 @@ Writes <out>/distill.json and distill.md (default benchmarks/results).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Iterable, Mapping
@@ -65,6 +64,7 @@ from engine_bench import (
     base_of,
     command_line,
     config_bundle,
+    fixed_budget_f1,
     format_paired,
     make_spec,
     overrides_for,
@@ -79,18 +79,12 @@ from engine_bench import (
 )
 
 from data_prep.configio import ConfigError
-from data_prep.windowset import WindowSet
 from harkd.commands.grid import dry_run
 from harkd.config import RunConfig, load_run_config
-from harkd.data import Normalizer, data_config, load_windowset
 from harkd.distill.base import Distiller, distiller_classes
 from harkd.grid.spec import Expansion
 from harkd.report.stats import MeanStd, format_mean_std, mean_std
 from harkd.report.tables import markdown_table
-from harkd.train.checkpoint import load_checkpoint, load_run_model
-from harkd.train.compat import check_compatible
-from harkd.train.metrics import evaluate
-from harkd.train.rundir import RunDir
 
 TRAIN = CONFIGS / "train"
 TEACHER_CONFIG = TRAIN / "teacher_cnn1d.yaml"
@@ -360,7 +354,7 @@ def effective_augmentation(expansion: Expansion) -> str:
 def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
     """Teachers, the per-method table and every run's summary, from the stored runs."""
     per_run = {label: {seed: {**run_summary(row, runs.run_dir(row)),
-                              "test_macro_f1_last": last_epoch_f1(runs.run_dir(row))}
+                              "test_macro_f1_last": fixed_budget_f1(row, runs.run_dir(row))}
                        for seed, row in sorted(runs.cells[label].items())} for label in labels}
     teachers = {name: {**run_summary(row, runs.run_dir(row)), "model": describe_node(name)}
                 for name, row in runs.nodes.items()}
@@ -405,29 +399,6 @@ def tabulate(runs: GridRuns, labels: list[str]) -> dict[str, Any]:
             "nodes": teachers, "methods": table, "runs": per_run}
 
 
-def last_epoch_f1(run_dir: Path) -> float | None:
-    """Test macro-F1 of a finished run's student as its last epoch left it (last.safetensors:
-    a fixed epoch budget, no model selection on validation), or None when the run kept no
-    checkpoint or its student is not a plain model of its run card."""
-    model, card = load_run_model(run_dir)
-    found = load_checkpoint(RunDir(run_dir))
-    if found is None:
-        return None
-    state = {k.removeprefix(LAST_STUDENT): v for k, v in found[0].items()
-             if k.startswith(LAST_STUDENT)}
-    if set(state) != set(model.state_dict()):
-        return None
-    model.load_state_dict(state)
-    cfg = load_run_config(Path(run_dir) / "config.yaml")
-    key = json.dumps(data_config(cfg).model_dump(mode="json"), sort_keys=True)
-    if key not in _WINDOWSETS:
-        _WINDOWSETS[key] = load_windowset(cfg)
-    ws = _WINDOWSETS[key]
-    channels = check_compatible(card, ws, "evaluate", where=str(run_dir))
-    norm = Normalizer(card.norm.mean, card.norm.std)
-    return float(evaluate(model.eval(), ws, "test", norm, channels=channels)["macro_f1"])
-
-
 def per_subject_means(runs: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Each test subject's macro-F1, averaged over `runs` (those that recorded it)."""
     found: dict[str, list[float]] = {}
@@ -440,10 +411,6 @@ def per_subject_means(runs: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 #: methods that never train on a labelled training window: their share of `none` and of the
 #: teacher is reported on its own (issue text: how far a user gets without sharing recordings)
 WITHOUT_TRAINING_WINDOWS = ("cudfkd", "srkd")
-#: the student's weights inside a run's last.safetensors (the distiller's state)
-LAST_STUDENT = "distiller.student.model."
-#: WindowSets already loaded by `last_epoch_f1`, by data config
-_WINDOWSETS: dict[str, WindowSet] = {}
 #: the method whose per-test-subject F1 is set beside `none`'s (it targets unseen subjects)
 PER_SUBJECT = "tasked"
 

@@ -22,11 +22,16 @@ from typing import Any
 import yaml
 
 from data_prep.configio import ConfigError, parse_override
-from harkd.config import RunConfig
+from data_prep.windowset import WindowSet
+from harkd.config import RunConfig, load_run_config
+from harkd.data import Normalizer, data_config, load_windowset
 from harkd.grid.runner import GridSummary, run_dir_of, run_grid, store_path
 from harkd.grid.spec import Expansion, GridSpec, spec_from_dict
 from harkd.grid.store import RunRow, RunStore
 from harkd.report.stats import PairedTest, paired_test
+from harkd.train.checkpoint import load_checkpoint, load_run_model
+from harkd.train.compat import check_compatible
+from harkd.train.metrics import evaluate
 from harkd.train.rundir import RunDir, atomic_write_bytes, read_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +39,10 @@ CONFIGS = REPO / "configs"
 RESULTS = REPO / "benchmarks" / "results"
 #: run config sections a bundle leaves out: the grid names every run, and teachers are set apart
 NOT_BUNDLED = ("name", "teachers")
+#: the student's weights inside a run's last.safetensors (the distiller's state)
+LAST_STUDENT = "distiller.student.model."
+#: WindowSets already loaded by `last_epoch_f1`, by data config
+_WINDOWSETS: dict[str, WindowSet] = {}
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser, grid_dir: Path) -> None:
@@ -251,3 +260,33 @@ def write_json(path: Path, value: Any) -> None:
 def command_line(script: str, argv: list[str] | None) -> str:
     """How this benchmark was invoked, for the result files."""
     return f"python benchmarks/{script} " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
+def last_epoch_f1(run_dir: Path) -> float | None:
+    """Test macro-F1 of a finished run's student as its last epoch left it (last.safetensors:
+    a fixed epoch budget, no model selection on validation), or None when the run kept no
+    checkpoint or its student is not a plain model of its run card."""
+    model, card = load_run_model(run_dir)
+    found = load_checkpoint(RunDir(run_dir))
+    if found is None:
+        return None
+    state = {k.removeprefix(LAST_STUDENT): v for k, v in found[0].items()
+             if k.startswith(LAST_STUDENT)}
+    if set(state) != set(model.state_dict()):
+        return None
+    model.load_state_dict(state)
+    cfg = load_run_config(Path(run_dir) / "config.yaml")
+    key = json.dumps(data_config(cfg).model_dump(mode="json"), sort_keys=True)
+    if key not in _WINDOWSETS:
+        _WINDOWSETS[key] = load_windowset(cfg)
+    ws = _WINDOWSETS[key]
+    channels = check_compatible(card, ws, "evaluate", where=str(run_dir))
+    norm = Normalizer(card.norm.mean, card.norm.std)
+    return float(evaluate(model.eval(), ws, "test", norm, channels=channels)["macro_f1"])
+
+
+def fixed_budget_f1(row: RunRow, run_dir: Path) -> float | None:
+    """Test macro-F1 of a finished run's weights after its last epoch: the `test_last` its run
+    recorded, else `last_epoch_f1` of its checkpoint (runs from before `test_last` existed)."""
+    stored = ((row.metrics or {}).get("test_last") or {}).get("macro_f1")
+    return float(stored) if stored is not None else last_epoch_f1(run_dir)

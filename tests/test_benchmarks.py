@@ -5,11 +5,13 @@ line and a non-zero exit."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
+import numpy as np
 import pytest
 
 from harkd.config import ConfigError, load_run_config
@@ -306,6 +308,50 @@ def test_srkd_length_summary_pairs_each_cell_with_none_of_the_same_seed(tmp_path
     assert "| light | all | 300 |" in sl.markdown(got)
     sl.plot(got, tmp_path / "srkd_length.png")
     assert (tmp_path / "srkd_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_label_noise_pairs_arms_by_seed_at_each_level_and_rule(tmp_path, capsys):
+    """Two stores as the engine writes them (the noisy grid's `noise` axis, the clean
+    benchmark's none): each level's arms and paired differences under both selection rules."""
+    ln = bench("bench_label_noise")
+    best = {("symmetric-30", "none"): [0.80, 0.82, 0.81],
+            ("symmetric-30", "kd"): [0.86, 0.85, 0.88],
+            ("symmetric-30", "ls"): [0.79, 0.83, 0.80], ("clean", "none"): [0.90, 0.91, 0.89]}
+
+    def store(grid: Path, cells: dict, noise_axis: bool) -> None:
+        with RunStore(grid / "runs.sqlite") as st:
+            for (noise, method), f1s in cells.items():
+                for seed, f1 in enumerate(f1s):
+                    axes = {"method": method, "seed": str(seed)}
+                    if noise_axis:
+                        axes["noise"] = noise
+                    st._db.execute(
+                        "INSERT INTO runs (hash, idx, status, kind, axes, config, metrics) "
+                        "VALUES (?, 0, 'done', 'cell', ?, '{}', ?)",
+                        (f"{noise}{method}{seed}", json.dumps(axes), json.dumps(
+                            {"test": {"macro_f1": f1}, "test_last": {"macro_f1": f1 + 0.01}})))
+            st._db.commit()
+
+    store(tmp_path / "noisy", {k: v for k, v in best.items() if k[0] != "clean"}, True)
+    store(tmp_path / "clean", {k: v for k, v in best.items() if k[0] == "clean"}, False)
+    out = tmp_path / "out"
+    assert ln.main(["--grid", str(tmp_path / "noisy"), "--clean-grid", str(tmp_path / "clean"),
+                    "--out", str(out)]) == 0
+    got = json.loads((out / "label_noise.json").read_text())["tables"]
+    assert list(got) == ["best", "last"] and list(got["best"]) == ["clean", "symmetric-30"]
+    noisy = got["best"]["symmetric-30"]
+    assert noisy["arms"]["kd"]["mean"] == pytest.approx(np.mean(best["symmetric-30", "kd"]))
+    kd_none = noisy["paired"]["kd - none"]
+    assert kd_none["n"] == 3 and kd_none["diff_mean"] == pytest.approx((0.06 + 0.03 + 0.07) / 3)
+    assert "roskd - none" not in noisy["paired"]  # an arm that did not run
+    assert got["last"]["clean"]["arms"]["none"]["mean"] == pytest.approx(0.91)
+    md = (out / "label_noise.md").read_text()
+    assert "| 30 % |" in md and "## Selection: last epoch (fixed budget)" in md
+    assert (out / "label_noise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert ln.main(["--grid", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no run store" in err and len(err.splitlines()) == 1
 
 
 def test_the_two_selection_rules_are_compared_cell_by_cell():
