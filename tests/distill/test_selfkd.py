@@ -121,7 +121,8 @@ def test_shipped_grid_graph(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["grid", str(REPO / "configs" / "grids" / "born_again.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "node gen1  needs gen0" in out and "node gen2  needs gen1" in out
-    assert "3 training nodes, 60 cells" in out
+    assert "3 training nodes, 70 cells" in out
+    assert "method=ls seed=0\n" in out  # the teacher-free control needs no node
     for gen, parent in [("gen1", "gen0"), ("gen2", "gen1"), ("gen3", "gen2")]:
         assert f"method={gen} seed=0  needs {parent}" in out
 

@@ -53,23 +53,28 @@ def tiny(name: str, grid_dir: Path, axes: dict[str, list[str]], profile: dict[st
 
 def test_roskd_grid_graph():
     exp = load_spec(GRIDS / "roskd.yaml").expand()
-    assert (len(exp.nodes), len(exp.cells)) == (20, 200)
-    assert {c.axes["method"] for c in exp.cells} == {"none", "ls", "kd", "roskd"}
+    assert (len(exp.nodes), len(exp.cells)) == (40, 300)
+    assert {c.axes["method"] for c in exp.cells} == {"none", "ls", "kd", "roskd", "kd-acc",
+                                                     "roskd-acc"}
     nodes = {n.hash: n for n in exp.nodes}
     for cell in exp.cells:
+        method = cell.axes["method"]
         noise = cell.config.data_overrides.get("split", {}).get("label_noise")
         assert (noise is None) == (cell.axes["noise"] == "clean")
         teachers = [nodes[h] for h in cell.deps]
-        assert len(teachers) == {"none": 0, "ls": 0, "kd": 1, "roskd": 3}[cell.axes["method"]]
+        assert len(teachers) == {"none": 0, "ls": 0, "kd": 1, "roskd": 3}[method.removesuffix(
+            "-acc")]
         for t in teachers:  # every teacher trains on the cell's noisy labels
             split = t.config.data_overrides["split"]
             assert split.get("label_noise") == noise
-        if cell.axes["method"] == "roskd":
+            # the controls' teachers see the student's sensors only
+            assert t.config.model.view == (["acc"] if method.endswith("-acc") else ["acc", "gyro"])
+        if method.removesuffix("-acc") == "roskd":
             subsets = [t.config.data_overrides["split"]["subset"] for t in teachers]
             assert [s["index"] for s in subsets] == [0, 1, 2]
             assert {(s["count"], s["overlap"]) for s in subsets} == {(3, 0.5)}
             assert cell.config.distill.method == "roskd"
-        if cell.axes["method"] == "kd":
+        if method.removesuffix("-acc") == "kd":
             assert "subset" not in teachers[0].config.data_overrides["split"]
 
 
