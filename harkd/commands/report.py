@@ -1,8 +1,7 @@
-"""`harkd report GRID_DIR [--out DIR] [--metric test.macro_f1] [--baseline AXIS=LABEL]`: report.md,
-runs.csv,
-summary.csv, comparisons.csv and PNG plots from a grid's run store; for a grid with augmentation,
-method and seed axes also the augmentation-in-distillation analysis (`harkd.report.aug_study`:
-augmentation.md, .json, _effects.csv and heat maps)."""
+"""`harkd report GRID_DIR [--out DIR] [--metric test.macro_f1] [--baseline AXIS=LABEL]`:
+report.md, runs.csv, summary.csv, comparisons.csv and PNG plots from a grid's run store; for a
+grid with augmentation, method and seed axes also the augmentation-in-distillation analysis
+(`harkd.report.aug_study`: augmentation.md, .json, _effects.csv and heat maps)."""
 
 from __future__ import annotations
 

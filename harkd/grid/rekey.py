@@ -13,7 +13,7 @@ module matches each run of an expansion to a stored row of the same run under an
   the store remembers earlier matches, so a later profile's cells find their nodes).
 
 The store then re-keys the row (`RunStore.adopt`): its hash, needed nodes and config become
-the expansion's, and its run folder is renamed.
+the expansion's, and its run folder is renamed (the old name stays as a link).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def earlier_keys(
     taken = {r["hash"] for r in rows}
     renamed = dict(known)
     found: dict[str, str] = {}
+    matched: set[str] = set()
     by_shape: dict[tuple[str, tuple[tuple[str, str], ...]], list[Mapping[str, Any]]] = {}
     for r in rows:
         by_shape.setdefault((r["kind"], tuple(sorted(r["axes"].items()))), []).append(r)
@@ -64,7 +65,7 @@ def earlier_keys(
             continue
         config = run.config.model_dump(mode="json")
         for row in by_shape.get((run.kind, tuple(sorted(run.axes.items()))), []):
-            if row["hash"] in current or row["hash"] in found.values():
+            if row["hash"] in current or row["hash"] in matched:
                 continue
             if [renamed.get(d, d) for d in row["deps"]] != list(run.deps):
                 continue
@@ -73,6 +74,7 @@ def earlier_keys(
             if not same_protocol(str(row["config"].get("data", "")), run.config.data):
                 continue
             found[run.hash] = row["hash"]
+            matched.add(row["hash"])
             renamed[row["hash"]] = run.hash
             break
     return found
