@@ -19,9 +19,10 @@ time them side by side in one onnxruntime run (batch 1, 1 thread, interleaved wi
 runtime floor), so the plots and the goals use latencies measured together.
 
 The selection rule is stated with every figure: the default profile keeps the epoch of best
-validation macro-F1 (3 validation subjects, early stopping with patience 10); label-budget's
-`--profile fixed` trains every student a fixed 60 epochs and keeps the last (validation not
-used for selection; the teachers are shared with the default profile).
+validation macro-F1 (3 validation subjects, early stopping with patience 10); `--profile fixed`
+trains every student a fixed budget (label-budget 60 epochs, student-size and hapt-12 the default
+profile's 30, DeepConvLSTM 15) and keeps the last epoch (validation not used for selection; the
+teachers and assistants are shared with the default profile).
 
 Run:  python benchmarks/bench_regimes.py REGIME [--groups 2,3,5] [--profile fixed]
       [--workers 2] [--grid-dir DIR] [--analyse-only]
@@ -72,6 +73,12 @@ BEST_VAL = ("model selection: the epoch of best validation macro-F1 (3 validatio
             "early stopping, patience 10, at most 30 epochs; teachers likewise)")
 
 
+def fixed_budget(epochs: int, shared: str) -> str:
+    """The selection rule of a regime's `fixed` profile."""
+    return (f"student selection: none - the last of a fixed {epochs} epochs is kept (validation "
+            f"only reported); {shared} as in the default profile")
+
+
 def budget_of(config: dict[str, Any]) -> str:
     budget = config["data_overrides"]["split"].get("label_budget")
     return "all" if budget is None else str(budget)
@@ -85,22 +92,24 @@ REGIMES = {
         controls={"kd": ("ls",), "kd+pool": ("ls", "kd+pool-acc"), "kd+pool-acc": ("ls",)},
         shown={"kd+pool": ("kd",)}, node_group=budget_of,
         selection={"default": BEST_VAL,
-                   "fixed": "student selection: none - the last of a fixed 60 epochs is kept "
-                            "(validation only reported); teachers as in the default profile"}),
+                   "fixed": fixed_budget(60, "teachers")}),
     "student-size": Regime(
         title="Regime B, microcontroller-size students", spec=GRIDS / "student_size.yaml",
         group="student", pair="seed", groups=("tiny_500", "tiny_1k", "tiny_2k", "tiny"),
         arms=("none", "ls", "kd", "kd-acc", "takd"),
         # TAKD's acc-only-teacher control is KD from the acc-only cnn1d (no acc-only chain)
         controls={"kd": ("ls", "kd-acc"), "kd-acc": ("ls",), "takd": ("ls", "kd-acc")},
-        shown={"takd": ("kd",)}, selection={"default": BEST_VAL}),
+        shown={"takd": ("kd",)},
+        selection={"default": BEST_VAL, "fixed": fixed_budget(30, "teachers and assistant")}),
     "hapt-12": Regime(
         title="Regime C, 12-class HAPT", spec=GRIDS / "hapt12.yaml", group="model", pair="fold",
         groups=("tiny", "tinierhar-acc", "tinyhar-acc", "tinierhar", "tinyhar", "deepconvlstm"),
         arms=("none", "ls", "kd"), controls={"kd": ("ls",)},
         metrics=("macro_f1", "transitions_f1"),
         selection={"default": BEST_VAL.replace(")", "; class-weighted cross-entropy; "
-                                                     "DeepConvLSTM 15 epochs)")}),
+                                                     "DeepConvLSTM 15 epochs)"),
+                   "fixed": fixed_budget(30, "teachers") + "; class-weighted cross-entropy; "
+                            "DeepConvLSTM 15 epochs"}),
 }
 #: published anchors for hapt-12 (WHAR Arena 2026: 3 s windows, 10 subject folds, macro-F1 %)
 ANCHORS = {"CNN-HAR": (84.80, 5.58), "TinierHAR": (81.42, 6.23), "TinyHAR": (81.02, 6.79),
@@ -265,21 +274,30 @@ def peer_comparison(res: dict[str, Any]) -> dict[str, Any]:
 
 # -- plots ----------------------------------------------------------------------------------
 
+#: the peers' colours on the hapt-12 plot, none of them an arm's
+PEER_COLOURS = ("tab:orange", "tab:cyan", "tab:brown", "tab:pink", "black", "gold")
 COLOURS = {"none": "tab:gray", "ls": "tab:olive", "kd": "tab:blue", "kd+pool": "tab:red",
            "kd+pool-acc": "tab:purple", "kd-acc": "tab:purple", "takd": "tab:green"}
 
 
 def _arm_series(ax: Any, res: dict[str, Any], arms: list[str], xs: dict[str, float],
-                metric: str = "macro_f1") -> None:
-    """Per arm: mean ± std over replicates at each group's x, and each replicate's point."""
+                metric: str = "macro_f1", log: bool = True) -> None:
+    """Per arm: mean ± std over replicates at each group's x, and each replicate's point.
+
+    The arms are set side by side around each group's x: by 3 % steps on a log axis, and on a
+    linear one by a tenth of the smallest gap between groups, so that no arm drifts towards
+    the next group (close latencies stay readable as clusters)."""
     groups = [g for g in xs if g in res["groups"]]
+    values = sorted(xs[g] for g in groups)
+    gaps = [b - a for a, b in zip(values, values[1:], strict=False) if b > a]
+    step = 0.1 * min(gaps) if gaps else 0.01 * (values[0] if values else 1.0)
     for i, arm in enumerate(arms):
         have = [g for g in groups if arm in res["groups"][g].get(metric, {})]
         if not have:
             continue
-        shift = 1 + 0.03 * (i - len(arms) / 2)
+        offset = i - (len(arms) - 1) / 2
         m = [res["groups"][g][metric][arm]["test"] for g in have]
-        x = [xs[g] * shift for g in have]
+        x = [xs[g] * (1 + 0.03 * offset) if log else xs[g] + step * offset for g in have]
         ax.errorbar(x, [d["mean"] for d in m], yerr=[d["std"] or 0 for d in m], marker="o",
                     capsize=3, color=COLOURS.get(arm), label=arm)
         for g, xg in zip(have, x, strict=True):
@@ -291,6 +309,16 @@ def _log_ticks(ax: Any, xs: dict[str, float], labels: dict[str, str]) -> None:
     ax.set_xscale("log")
     ax.set_xticks(list(xs.values()), [labels[g] for g in xs])
     ax.minorticks_off()
+
+
+def _plain_log_axis(ax: Any) -> None:
+    """A log x axis ticked at 1, 2 and 5 times each power of ten, written as plain numbers."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_label_budget(regime: Regime, res: dict[str, Any], path: Path) -> None:
@@ -316,15 +344,20 @@ def plot_student_size(regime: Regime, res: dict[str, Any], latency: dict[str, An
     """Macro-F1 against deployed parameters and against onnxruntime p50, per arm."""
     models = latency.get("models", {})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    panels = [("params", "deployed parameters (log scale)", lambda g: models[g]["params"]),
-              ("p50", "onnxruntime p50 at batch 1, µs (log scale, measured side by side)",
-               lambda g: models[g]["p50_us"])]
-    for ax, (_, label, x_of) in zip(axes, panels, strict=True):
-        xs = {g: float(x_of(g)) for g in regime.groups if g in res["groups"] and g in models}
-        _arm_series(ax, res, list(regime.arms), xs)
-        fmt = (lambda v: f"{v:,.0f}") if label.startswith("deployed") else (lambda v: f"{v:.1f}")
-        _log_ticks(ax, xs, {g: f"{g}\n{fmt(v)}" for g, v in xs.items()})
-        ax.set_xlabel(label)
+    have = [g for g in regime.groups if g in res["groups"] and g in models]
+    xs = {g: float(models[g]["params"]) for g in have}
+    _arm_series(axes[0], res, list(regime.arms), xs)
+    _log_ticks(axes[0], xs, {g: f"{g}\n{v:,.0f}" for g, v in xs.items()})
+    axes[0].set_xlabel("deployed parameters (log scale)")
+    # the students' latencies differ by tenths of a microsecond: a linear axis, each cluster
+    # named above its points instead of by crowded ticks
+    xs = {g: float(models[g]["p50_us"]) for g in have}
+    _arm_series(axes[1], res, list(regime.arms), xs, log=False)
+    for g, v in xs.items():
+        axes[1].annotate(g, (v, 1.0), xycoords=("data", "axes fraction"), xytext=(0, -4),
+                         textcoords="offset points", rotation=90, ha="center", va="top",
+                         fontsize=8)
+    axes[1].set_xlabel("onnxruntime p50 at batch 1, µs (measured side by side)")
     axes[0].set_ylabel("test macro-F1 (hapt-quick, 9 test subjects)")
     fig.suptitle(f"Microcontroller-size acc-only students, every label, {res['profile']} "
                  "selection: mean ± std over seeds, points per seed")
@@ -341,18 +374,20 @@ def plot_hapt12(regime: Regime, res: dict[str, Any], latency: dict[str, Any],
     """Macro-F1 (12 classes) against onnxruntime p50: the tiny student's arms and the peers."""
     models = latency.get("models", {})
     fig, ax = plt.subplots(figsize=(8, 5))
+    peers = [g for g in res["groups"] if g != "tiny"]
     for g, entry in res["groups"].items():
         if g not in models:
             continue
         for arm, r in entry["macro_f1"].items():
             label = f"tiny {arm}" if g == "tiny" else g
-            colour = COLOURS.get(arm) if g == "tiny" else None
+            colour = COLOURS.get(arm) if g == "tiny" else PEER_COLOURS[peers.index(g)]
+            marker = "o" if g == "tiny" else "s"
             x = models[g]["p50_us"] * (1 + 0.04 * regime.arms.index(arm))
-            ax.errorbar([x], [r["test"]["mean"]], yerr=[r["test"]["std"] or 0], marker="o",
+            ax.errorbar([x], [r["test"]["mean"]], yerr=[r["test"]["std"] or 0], marker=marker,
                         capsize=3, color=colour, label=f"{label} (n={r['test']['n']})")
             pts = list(r["per_replicate"].values())
             ax.scatter([x] * len(pts), pts, s=6, alpha=0.35, color=colour)
-    ax.set_xscale("log")
+    _plain_log_axis(ax)
     ax.set_xlabel("onnxruntime p50 at batch 1, µs (log scale, measured side by side)")
     ax.set_ylabel("test macro-F1, 12 classes (per-fold points)")
     ax.set_title("hapt-12, 10 subject folds: the acc-only tiny student and the peers")
@@ -361,7 +396,7 @@ def plot_hapt12(regime: Regime, res: dict[str, Any], latency: dict[str, Any],
 
 def _finish(fig: Any, ax: Any, path: Path) -> None:
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

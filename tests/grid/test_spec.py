@@ -212,6 +212,20 @@ def test_shipped_regime_grids_expand_to_their_graphs():
             assert node.config.data_overrides == cell.config.data_overrides  # the cell's fold
 
 
+@pytest.mark.parametrize("name", ["label_budget", "student_size", "hapt12"])
+def test_each_regime_has_a_fixed_budget_check_sharing_its_teachers(name):
+    shipped = load_spec(REPO / f"configs/grids/{name}.yaml")
+    default, fixed = shipped.expand(), shipped.expand("fixed")
+    assert {n.hash for n in fixed.nodes} == {n.hash for n in default.nodes}
+    assert len(fixed.cells) == len(default.cells)
+    for cell, ref in zip(fixed.cells, default.cells, strict=True):
+        assert cell.axes == ref.axes and cell.deps == ref.deps
+        train = cell.config.train
+        assert (train.selection, train.patience) == ("last", None)
+        # the default profile's most epochs (label budget: a longer fixed run of few labels)
+        assert train.epochs == (60 if name == "label_budget" else ref.config.train.epochs)
+
+
 def test_a_profile_selects_labels_for_a_smaller_study():
     s = spec(profiles={"small": {"select": {"augment": ["none", "jitter"], "seed": [0]},
                                  "method=kd": {"train.epochs": 2}}})
