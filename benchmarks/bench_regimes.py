@@ -7,7 +7,7 @@
   500, 1.1k, 2.2k and 4.5k parameters, every label, 10 paired seeds x five arms (none, ls, kd
   from the acc+gyro cnn1d, kd-acc from an acc-only cnn1d, takd through an acc+gyro assistant).
 - **hapt-12** (regime C, `configs/grids/hapt12.yaml`): 12 classes, 10 subject folds; the tiny
-  student's arms (none, ls, kd) paired over folds, macro-F1 over all 12 classes and over the 6
+  student's arms (none, ls, kd, takd) paired over folds, macro-F1 over all 12 classes and over the 6
   transitions alone; and the peers (DeepConvLSTM, TinyHAR, TinierHAR) on the folds the spec
   gives them, compared with the distilled student fold by fold.
 
@@ -104,8 +104,8 @@ REGIMES = {
     "hapt-12": Regime(
         title="Regime C, 12-class HAPT", spec=GRIDS / "hapt12.yaml", group="model", pair="fold",
         groups=("tiny", "tinierhar-acc", "tinyhar-acc", "tinierhar", "tinyhar", "deepconvlstm"),
-        arms=("none", "ls", "kd"), controls={"kd": ("ls",)},
-        metrics=("macro_f1", "transitions_f1"),
+        arms=("none", "ls", "kd", "takd"), controls={"kd": ("ls",), "takd": ("ls",)},
+        shown={"takd": ("kd",)}, metrics=("macro_f1", "transitions_f1"),
         selection={"default": BEST_VAL.replace(")", "; class-weighted cross-entropy; "
                                                      "DeepConvLSTM 15 epochs)"),
                    "fixed": fixed_budget(30, "teachers") + "; class-weighted cross-entropy; "
@@ -235,15 +235,17 @@ def goals_student_size(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+#: the tiny student's distilled arms compared with the peers (both stated before the runs)
+DISTILLED = ("kd", "takd")
+
+
 def goals_hapt12(res: dict[str, Any], peers: dict[str, Any]) -> list[dict[str, Any]]:
+    """Regime C's goals for each distilled arm of the tiny student (kd, and takd)."""
     out = []
-    kd = res["groups"].get("tiny", {}).get("macro_f1", {}).get("kd")
     lat = peers.get("latency", {}).get("models", {})
-    if kd is None:
-        return out
-    for peer, margin, speed in (("tinyhar-acc", 0.0, 10), ("tinierhar-acc", 0.0, 10),
-                                ("deepconvlstm", 0.03, None)):
-        p = peers["fold_diffs"].get(peer)
+    for arm, peer, margin, speed in ((a, *goal) for a in DISTILLED for goal in (
+            ("tinyhar-acc", 0.0, 10), ("tinierhar-acc", 0.0, 10), ("deepconvlstm", 0.03, None))):
+        p = peers["fold_diffs"].get(peer, {}).get(arm)
         if p is None:
             continue
         ratio = (lat[peer]["p50_us"] / lat["tiny"]["p50_us"]
@@ -255,20 +257,22 @@ def goals_hapt12(res: dict[str, Any], peers: dict[str, Any]) -> list[dict[str, A
             met = met and ratio is not None and ratio >= speed
         what = (f"at or above {peer} on macro-F1 at >= {speed}x lower p50" if speed
                 else f"beats {peer} by >= {100 * margin:.0f} points")
-        out.append({"goal": f"the distilled acc-only tiny student is {what}",
-                    "kd_minus_peer": fmt_diff(p), "folds": p["n"],
+        out.append({"goal": f"the distilled acc-only tiny student ({arm}) is {what}",
+                    "student_minus_peer": fmt_diff(p), "folds": p["n"],
                     "p50_ratio": None if ratio is None else round(ratio, 1), "met": bool(met)})
     return out
 
 
 def peer_comparison(res: dict[str, Any]) -> dict[str, Any]:
-    """The distilled tiny student against each peer, paired over the folds both have."""
-    kd = res["groups"].get("tiny", {}).get("macro_f1", {}).get("kd")
+    """Each distilled arm of the tiny student against each peer, paired over the folds both
+    have: `fold_diffs[peer][arm]`."""
+    tiny = res["groups"].get("tiny", {}).get("macro_f1", {})
     out: dict[str, Any] = {"fold_diffs": {}}
     for g, entry in res["groups"].items():
-        if g == "tiny" or kd is None or "none" not in entry.get("macro_f1", {}):
+        if g == "tiny" or "none" not in entry.get("macro_f1", {}):
             continue
-        out["fold_diffs"][g] = paired_replicates(kd, entry["macro_f1"]["none"])
+        out["fold_diffs"][g] = {arm: paired_replicates(tiny[arm], entry["macro_f1"]["none"])
+                                for arm in DISTILLED if arm in tiny}
     return out
 
 
@@ -432,17 +436,19 @@ def peers_markdown(res: dict[str, Any], peers: dict[str, Any]) -> str:
         for arm, r in entry["macro_f1"].items():
             tr = entry.get("transitions_f1", {}).get(arm, {}).get("test", {})
             d = lat.get(g, {})
-            vs = peers["fold_diffs"].get(g) if g != "tiny" else None
+            vs = peers["fold_diffs"].get(g, {}) if g != "tiny" else {}
             rows.append([g if g != "tiny" else f"tiny {arm}", d.get("params", ""),
                          d.get("macs", ""), f"{d['p50_us']:.1f}" if d else "",
-                         fmt_ms(r["test"]), fmt_ms(tr), fmt_diff(vs)])
+                         fmt_ms(r["test"]), fmt_ms(tr),
+                         *(fmt_diff(vs.get(a)) for a in DISTILLED)])
     anchors = [[k, f"{m:.2f} ± {s:.2f}"] for k, (m, s) in ANCHORS.items()]
     return ("# Peers on hapt-12\n\nWritten by `python benchmarks/bench_regimes.py hapt-12`. "
-            f"{res['selection']}. Macro-F1 mean ± std over folds (n); the last column is the "
-            "distilled tiny student (kd) minus the peer, paired over the folds both ran, in "
-            "points with its 95 % bootstrap interval.\n\n"
+            f"{res['selection']}. Macro-F1 mean ± std over folds (n); the last columns are the "
+            "distilled tiny student (kd, takd) minus the peer, paired over the folds both ran, "
+            "in points with its 95 % bootstrap interval.\n\n"
             + markdown_table(["model", "params", "MACs", "p50 µs", "macro-F1 (12)",
-                              "transitions F1", "Δ tiny kd - peer"], rows)
+                              "transitions F1", *(f"Δ tiny {a} - peer" for a in DISTILLED)],
+                             rows)
             + "\n\nPublished anchors (WHAR Arena 2026: 3 s windows at 50 Hz, 10 subject folds, "
               "macro-F1 %; ours: 2.56 s windows, HAPT's 12 classes with null dropped, our "
               "training settings and 30 epochs):\n\n"

@@ -202,7 +202,14 @@ def test_shipped_regime_grids_expand_to_their_graphs():
     assert {c.deps for c in sizes.cells if c.axes["method"] == "takd"} == {
         (by_name["assistant"].hash,)}
     folds = load_spec(REPO / "configs/grids/hapt12.yaml").expand()
-    assert (len(folds.nodes), len(folds.cells)) == (10, 45)  # tiny: 3 arms x 10 folds
+    assert (len(folds.nodes), len(folds.cells)) == (20, 55)  # tiny: 4 arms x 10 folds
+    fold_nodes = {n.hash: n for n in folds.nodes}
+    for cell in folds.cells:
+        if cell.axes["method"] == "takd":  # the fold's assistant, taught by the fold's teacher
+            (assistant,) = (fold_nodes[d] for d in cell.deps)
+            assert assistant.config.model.view == ["acc", "gyro"]
+            (teacher,) = (fold_nodes[d] for d in assistant.deps)
+            assert teacher.config.data_overrides == cell.config.data_overrides
     peers = [c for c in folds.cells if c.axes["model"] != "tiny"]
     assert {c.axes["method"] for c in peers} == {"none"}
     assert {c.axes["fold"] for c in peers} == {"0", "1", "2"}  # the peers' stated folds
