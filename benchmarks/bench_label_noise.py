@@ -9,7 +9,8 @@ noisy labels of its level; validation and test labels are as recorded. For each 
 selection rule (the epoch of best validation macro-F1; the weights after the last epoch, a
 fixed budget: `test_last`, or the run's last.safetensors for runs from before it was stored):
 test macro-F1 mean ± std over seeds, and paired differences (95 % bootstrap interval) of
-roskd and kd against none, ls and each other, and of kd against kd-acc.
+roskd, kd and kd-acc against none and ls, of roskd against kd, and of kd against kd-acc; and the
+teachers' own test macro-F1 at each level (one seed each: the grid's training nodes).
 
 Run:
     harkd grid configs/grids/roskd.yaml --profile noisy --workers 2
@@ -52,21 +53,35 @@ from harkd.train.plots import save_figure  # noqa: E402
 ARMS = ("none", "ls", "kd", "kd-acc", "roskd")
 #: (arm, reference) pairs tabulated at each level, when both arms ran
 PAIRS = (("roskd", "none"), ("roskd", "ls"), ("roskd", "kd"), ("kd", "none"), ("kd", "ls"),
-         ("kd", "kd-acc"), ("ls", "none"))
+         ("kd", "kd-acc"), ("kd-acc", "none"), ("kd-acc", "ls"), ("ls", "none"))
+#: the training nodes tabulated: acc+gyro and acc-only teachers, RoS-KD's subset teachers
+TEACHERS = ("teacher", "teacher_acc", "subset0", "subset1", "subset2")
 RULES = {"best": "best validation epoch", "last": "last epoch (fixed budget)"}
 #: noise level label -> percent of training labels changed
 LEVELS = {"clean": 0, "symmetric-10": 10, "symmetric-30": 30}
 
 Scores = dict[str, dict[str, dict[str, dict[int, float]]]]  # rule -> level -> arm -> seed -> F1
+Teachers = dict[str, dict[str, float]]  # level -> node name -> test macro-F1
 
 
-def read_scores(grid: Path, level: str | None, scores: Scores) -> int:
+def noise_level(config: dict[str, Any]) -> str:
+    """The level label of a run config's training-label noise (`clean` without any)."""
+    noise = (config.get("data_overrides") or {}).get("split", {}).get("label_noise")
+    return "clean" if not noise else f"{noise['kind']}-{round(100 * noise['rate'])}"
+
+
+def read_scores(grid: Path, level: str | None, scores: Scores, teachers: Teachers) -> int:
     """Add the finished cells of `grid` (its `noise` axis names the level, else `level`) to
-    `scores`; returns how many were read."""
+    `scores`, and its teacher nodes to `teachers`; returns how many cells were read."""
     if not store_path(grid).is_file():
         raise ConfigError(f"{grid}: no run store ({store_path(grid).name}); not a grid folder")
     with RunStore(store_path(grid)) as store:
-        rows = [r for r in store.rows("done") if r.kind == "cell"]
+        done = store.rows("done")
+    for r in done:
+        name = r.axes.get("node")
+        if r.kind == "node" and name in TEACHERS and noise_level(r.config) in LEVELS:
+            teachers.setdefault(noise_level(r.config), {})[name] = r.metrics["test"]["macro_f1"]
+    rows = [r for r in done if r.kind == "cell"]
     n = 0
     for r in rows:
         arm, noise = r.axes.get("method"), r.axes.get("noise", level)
@@ -124,6 +139,15 @@ def markdown(result: dict[str, Any], command: str) -> str:
                      for p in pairs]
             lines.append(f"| {LEVELS[level]} % | " + " | ".join(cells) + " |")
         lines.append("")
+    names = [t for t in TEACHERS if any(t in v for v in result["teachers"].values())]
+    if names:
+        lines += ["## Teachers (test macro-F1; one seed each, best validation epoch)", "",
+                  "| noise | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for level in sorted(result["teachers"], key=LEVELS.get):
+            got = result["teachers"][level]
+            lines.append(f"| {LEVELS[level]} % | "
+                         + " | ".join(f"{got[t]:.4f}" if t in got else "" for t in names) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -162,14 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     scores: Scores = {}
+    teachers: Teachers = {}
     try:
-        read = read_scores(args.grid, None, scores)
+        read = read_scores(args.grid, None, scores, teachers)
         if args.clean_grid is not None:
-            read += read_scores(args.clean_grid, "clean", scores)
+            read += read_scores(args.clean_grid, "clean", scores, teachers)
         if not read:
             raise ConfigError(f"{args.grid}: no finished cell of the arms {list(ARMS)}")
         result = {"command": command_line("bench_label_noise.py", argv),
-                  "tables": tabulate(scores)}
+                  "tables": tabulate(scores), "teachers": teachers}
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / "label_noise.json", result)
         write_text(args.out / "label_noise.md", markdown(result, result["command"]))

@@ -334,6 +334,20 @@ def test_label_noise_pairs_arms_by_seed_at_each_level_and_rule(tmp_path, capsys)
 
     store(tmp_path / "noisy", {k: v for k, v in best.items() if k[0] != "clean"}, True)
     store(tmp_path / "clean", {k: v for k, v in best.items() if k[0] == "clean"}, False)
+    # teacher nodes: the noisy grid's carry their level in the data protocol's split
+    noisy_split = {"split": {"label_noise": {"kind": "symmetric", "rate": 0.3, "seed": 0}}}
+    for grid, name, overrides, f1 in (("noisy", "teacher", noisy_split, 0.92),
+                                      ("noisy", "teacher_acc", noisy_split, 0.90),
+                                      ("noisy", "assistant", noisy_split, 0.5),  # not a teacher
+                                      ("clean", "teacher", {}, 0.93)):
+        with RunStore(tmp_path / grid / "runs.sqlite") as st:
+            st._db.execute(
+                "INSERT INTO runs (hash, idx, status, kind, axes, config, metrics) "
+                "VALUES (?, 0, 'done', 'node', ?, ?, ?)",
+                (f"{grid}{name}", json.dumps({"node": name}),
+                 json.dumps({"data_overrides": overrides}),
+                 json.dumps({"test": {"macro_f1": f1}})))
+            st._db.commit()
     out = tmp_path / "out"
     assert ln.main(["--grid", str(tmp_path / "noisy"), "--clean-grid", str(tmp_path / "clean"),
                     "--out", str(out)]) == 0
@@ -345,7 +359,11 @@ def test_label_noise_pairs_arms_by_seed_at_each_level_and_rule(tmp_path, capsys)
     assert kd_none["n"] == 3 and kd_none["diff_mean"] == pytest.approx((0.06 + 0.03 + 0.07) / 3)
     assert "roskd - none" not in noisy["paired"]  # an arm that did not run
     assert got["last"]["clean"]["arms"]["none"]["mean"] == pytest.approx(0.91)
+    teachers = json.loads((out / "label_noise.json").read_text())["teachers"]
+    assert teachers == {"symmetric-30": {"teacher": 0.92, "teacher_acc": 0.90},
+                        "clean": {"teacher": 0.93}}
     md = (out / "label_noise.md").read_text()
+    assert "| 30 % | 0.9200 | 0.9000 |" in md
     assert "| 30 % |" in md and "## Selection: last epoch (fixed budget)" in md
     assert (out / "label_noise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
