@@ -502,10 +502,11 @@ def main() -> None:
             res["peers"] = peers
             res["goals"] = goals_hapt12(res, peers)
             plot_hapt12(regime, res, res["latency"], png)
-            (RESULTS / "peers_hapt12.json").write_text(
-                json.dumps({"anchors": ANCHORS, "selection": res["selection"], **peers,
-                            "groups": res["groups"]}, indent=1, default=float))
-            (RESULTS / "peers_hapt12.md").write_text(peers_markdown(res, peers))
+            if args.profile == "default":  # the peers train under the default profile only
+                (RESULTS / "peers_hapt12.json").write_text(
+                    json.dumps({"anchors": ANCHORS, "selection": res["selection"], **peers,
+                                "groups": res["groups"]}, indent=1, default=float))
+                (RESULTS / "peers_hapt12.md").write_text(peers_markdown(res, peers))
     write(args.regime, regime, res)
 
 
