@@ -43,8 +43,11 @@ from harkd.train.runcard import RunCard
 from harkd.train.rundir import atomic_write_json
 
 OPSET = 17
-#: logit tolerance and argmax agreement the PyTorch/ONNX check demands
-MAX_ABS_DIFF = 1e-4
+#: the PyTorch/ONNX check: every logit within ATOL + RTOL * |PyTorch logit| (float32 kernels
+#: sum in another order; a GRU over 128 steps drifts by ~1e-4 of its logit scale), and argmax
+#: agreement on at least MIN_AGREEMENT of the windows
+ATOL = 1e-4
+RTOL = 1e-3
 MIN_AGREEMENT = 0.999
 
 Normalization = tuple[Sequence[float], Sequence[float]]
@@ -171,12 +174,15 @@ class ExportCheck:
     windows: int
     max_abs_diff: float
     argmax_agreement: float
-    tolerance: float = MAX_ABS_DIFF
+    #: the largest amount by which a logit's difference exceeds its allowance (<= 0: all within)
+    max_excess: float
+    atol: float = ATOL
+    rtol: float = RTOL
     min_agreement: float = MIN_AGREEMENT
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance and self.argmax_agreement >= self.min_agreement
+        return self.max_excess <= 0 and self.argmax_agreement >= self.min_agreement
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
@@ -195,11 +201,17 @@ def check_export(
             [module(torch.from_numpy(np.ascontiguousarray(windows[i : i + 512], np.float32)))
              for i in range(0, len(windows), 512)]
         ).numpy()
-    got = onnx_logits(path, windows)
+    return compare_logits(ref, onnx_logits(path, windows))
+
+
+def compare_logits(ref: np.ndarray, got: np.ndarray) -> ExportCheck:
+    """The check on two [N, classes] logit arrays: PyTorch's (`ref`) and the export's."""
+    diff = np.abs(ref - got)
     return ExportCheck(
-        windows=len(windows),
-        max_abs_diff=float(np.abs(ref - got).max()),
+        windows=len(ref),
+        max_abs_diff=float(diff.max()),
         argmax_agreement=float((ref.argmax(1) == got.argmax(1)).mean()),
+        max_excess=float((diff - (ATOL + RTOL * np.abs(ref))).max()),
     )
 
 
@@ -293,7 +305,8 @@ def export_run(
     if not result.check.passed:
         raise RuntimeError(
             f"{path}: ONNX differs from PyTorch on {result.check.windows} test windows: "
-            f"max |logit diff| {result.check.max_abs_diff:.2e} (allowed {MAX_ABS_DIFF:.0e}), "
+            f"max |logit diff| {result.check.max_abs_diff:.2e} (allowed {ATOL:.0e} + "
+            f"{RTOL:.0e} x |logit|, exceeded by up to {result.check.max_excess:.2e}), "
             f"argmax agreement {result.check.argmax_agreement:.4f} (needed {MIN_AGREEMENT})"
         )
     return result
