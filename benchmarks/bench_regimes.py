@@ -1,8 +1,9 @@
 """Where distillation pays: the three regime studies, run by the experiment engine and analysed.
 
 - **label-budget** (regime A, `configs/grids/label_budget.yaml`): k labelled training subjects
-  (k = 2, 3, 5, 10, all) x 10 paired subject draws x five arms (none, ls, kd, kd+pool,
-  kd+pool-acc); each draw's teachers are training nodes trained on its labelled subjects only.
+  (k = 2, 3, 5, 10, all) x 10 paired subject draws x six arms (none, ls, kd, kd+pool,
+  kd+pool-acc, takd+pool through an acc+gyro assistant); each draw's teachers are training nodes
+  trained on its labelled subjects only, its assistant a node taught by its teacher.
 - **student-size** (regime B, `configs/grids/student_size.yaml`): acc-only students of about
   500, 1.1k, 2.2k and 4.5k parameters, every label, 10 paired seeds x five arms (none, ls, kd
   from the acc+gyro cnn1d, kd-acc from an acc-only cnn1d, takd through an acc+gyro assistant).
@@ -88,9 +89,11 @@ REGIMES = {
     "label-budget": Regime(
         title="Regime A, scarce labels", spec=GRIDS / "label_budget.yaml", group="budget",
         pair="draw", groups=("2", "3", "5", "10", "all"),
-        arms=("none", "ls", "kd", "kd+pool", "kd+pool-acc"),
-        controls={"kd": ("ls",), "kd+pool": ("ls", "kd+pool-acc"), "kd+pool-acc": ("ls",)},
-        shown={"kd+pool": ("kd",)}, node_group=budget_of,
+        arms=("none", "ls", "kd", "kd+pool", "kd+pool-acc", "takd+pool"),
+        # TAKD's acc-only-teacher control is kd+pool from the acc-only cnn1d (no acc-only chain)
+        controls={"kd": ("ls",), "kd+pool": ("ls", "kd+pool-acc"), "kd+pool-acc": ("ls",),
+                  "takd+pool": ("ls", "kd+pool-acc")},
+        shown={"kd+pool": ("kd",), "takd+pool": ("kd+pool",)}, node_group=budget_of,
         selection={"default": BEST_VAL,
                    "fixed": fixed_budget(60, "teachers")}),
     "student-size": Regime(
@@ -281,7 +284,8 @@ def peer_comparison(res: dict[str, Any]) -> dict[str, Any]:
 #: the peers' colours on the hapt-12 plot, none of them an arm's
 PEER_COLOURS = ("tab:orange", "tab:cyan", "tab:brown", "tab:pink", "black", "gold")
 COLOURS = {"none": "tab:gray", "ls": "tab:olive", "kd": "tab:blue", "kd+pool": "tab:red",
-           "kd+pool-acc": "tab:purple", "kd-acc": "tab:purple", "takd": "tab:green"}
+           "kd+pool-acc": "tab:purple", "kd-acc": "tab:purple", "takd": "tab:green",
+           "takd+pool": "tab:green"}
 
 
 def _arm_series(ax: Any, res: dict[str, Any], arms: list[str], xs: dict[str, float],

@@ -182,17 +182,23 @@ def test_shipped_grids_expand():
 
 def test_shipped_regime_grids_expand_to_their_graphs():
     budget = load_spec(REPO / "configs/grids/label_budget.yaml").expand()
-    assert (len(budget.nodes), len(budget.cells)) == (100, 250)
+    assert (len(budget.nodes), len(budget.cells)) == (150, 300)
     nodes = {n.hash: n for n in budget.nodes}
     for cell in budget.cells:
         split = cell.config.data_overrides["split"]
         assert cell.config.train.seed == split["label_budget_seed"] == int(cell.axes["draw"])
-        for dep in cell.deps:  # the draw's own teacher: same labelled subjects and seed, no pool
-            t = nodes[dep].config
-            assert t.data_overrides["split"] == {**split, "pool": False}
-            assert t.train.seed == cell.config.train.seed
-        wanted = {"none": 0, "ls": 0, "kd": 1, "kd+pool": 1, "kd+pool-acc": 1}[cell.axes["method"]]
-        assert len(cell.deps) == wanted
+        teachers = [nodes[d] for d in cell.deps]
+        if cell.axes["method"] == "takd+pool":  # the draw's assistant, on the draw's pool
+            (assistant,) = teachers
+            assert assistant.config.model.view == ["acc", "gyro"]
+            assert assistant.config.data_overrides["split"] == split
+            assert assistant.config.distill.params["pool"] is True
+            teachers = [nodes[d] for d in assistant.deps]
+        for t in teachers:  # the draw's own teacher: same labelled subjects and seed, no pool
+            assert t.config.data_overrides["split"] == {**split, "pool": False}
+            assert t.config.train.seed == cell.config.train.seed
+        wanted = {"none": 0, "ls": 0, "kd": 1, "kd+pool": 1, "kd+pool-acc": 1, "takd+pool": 1}
+        assert len(cell.deps) == wanted[cell.axes["method"]]
         if cell.axes["method"] == "kd+pool-acc":
             assert nodes[cell.deps[0]].config.model.view == ["acc"]
     sizes = load_spec(REPO / "configs/grids/student_size.yaml").expand()
