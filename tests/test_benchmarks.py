@@ -16,7 +16,7 @@ import pytest
 
 from harkd.config import ConfigError, load_run_config
 from harkd.distill.base import distiller_classes
-from harkd.grid.spec import Expansion, GridRun
+from harkd.grid.spec import Expansion, GridRun, load_spec
 from harkd.grid.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -414,3 +414,40 @@ def test_bad_options_get_one_line_and_a_non_zero_exit(script, argv, says, tmp_pa
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1
     assert not (tmp_path / "runs.sqlite").exists()
+
+
+# -- bench_regimes ----------------------------------------------------------------------------
+
+
+def test_a_regime_lift_counts_only_over_none_and_every_control(tmp_path):
+    """Regime A on a store of finished runs (metrics written here, nothing trained): the paired
+    analysis reads the default profile's cells only, and a lift counts only where its interval
+    excludes 0 against `none` and against each control."""
+    br = bench("bench_regimes")
+    regime = br.REGIMES["label-budget"]
+    spec = load_spec(regime.spec).select({"budget": ["3"]})
+    exp, fixed = spec.expand(), spec.expand("fixed")
+    rng = np.random.default_rng(0)
+    base = {d: 0.78 + 0.03 * rng.standard_normal() for d in range(10)}
+    #: arm -> lift over `none` per draw (kd+pool-acc: as good as kd+pool, so the gyro adds 0)
+    lift = {"none": 0.0, "ls": 0.01, "kd": 0.0, "kd+pool": 0.04, "kd+pool-acc": 0.04,
+            "takd+pool": 0.07}
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        store.register([*exp.runs, *fixed.runs])
+        while (row := store.claim(None, "host", 1)) is not None:
+            draw, arm = int(row.config["train"]["seed"]), row.axes.get("method")
+            score = 0.1 if row.config["train"].get("selection") == "last" else (
+                base[draw] + lift.get(arm, 0.0) + 0.002 * rng.standard_normal())
+            store.complete(row.hash, "host", 1, {"test": {"macro_f1": score}}, {}, 100, 1.0)
+    res = br.analyse(regime, tmp_path, "default")
+    arms = res["groups"]["3"]["macro_f1"]
+    assert arms["none"]["test"]["n"] == 10 and arms["none"]["test"]["mean"] > 0.5  # not fixed
+    assert arms["takd+pool"]["vs_none"]["diff_mean"] == pytest.approx(0.07, abs=0.005)
+    assert [c["vs"] for c in arms["takd+pool"]["vs_controls"]] == ["ls", "kd+pool-acc"]
+    assert [c["vs"] for c in arms["takd+pool"]["vs_shown"]] == ["kd+pool"]
+    assert arms["takd+pool"]["lift_counts"] is True
+    assert arms["kd+pool"]["lift_counts"] is False  # no better than its acc-only control
+    assert arms["kd+pool-acc"]["lift_counts"] is True and arms["kd"]["lift_counts"] is False
+    (goal,) = br.goals_label_budget(res)
+    assert goal["best_arm"] == "takd+pool" and goal["met"] is False  # the gyro adds nothing
+    assert "| 3 | takd+pool | 10 | 0.8" in br.section(regime, res)
