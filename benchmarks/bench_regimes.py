@@ -261,9 +261,9 @@ def goals_hapt12(res: dict[str, Any], peers: dict[str, Any]) -> list[dict[str, A
             met = met and excludes_zero(p)
         if speed is not None:
             met = met and ratio is not None and ratio >= speed
-        what = (f"at or above {peer} on macro-F1 at >= {speed}x lower p50" if speed
+        what = (f"is at or above {peer} on macro-F1 at >= {speed}x lower p50" if speed
                 else f"beats {peer} by >= {100 * margin:.0f} points")
-        out.append({"goal": f"the distilled acc-only tiny student ({arm}) is {what}",
+        out.append({"goal": f"the distilled acc-only tiny student ({arm}) {what}",
                     "student_minus_peer": fmt_diff(p), "folds": p["n"],
                     "p50_ratio": None if ratio is None else round(ratio, 1), "met": bool(met)})
     return out
