@@ -26,9 +26,11 @@ profile's 30, DeepConvLSTM 15) and keeps the last epoch (validation not used for
 teachers and assistants are shared with the default profile).
 
 Run:  python benchmarks/bench_regimes.py REGIME [--groups 2,3,5] [--profile fixed]
-      [--workers 2] [--grid-dir DIR] [--analyse-only]
+      [--workers 2] [--grid-dir DIR] [--analyse-only] [--keep-earlier]
 Writes benchmarks/results/regimes.json and regimes.md (this regime and profile's section is
-replaced, the others kept), hapt-12 also peers_hapt12.json and .md, and one PNG per regime.
+replaced, the others kept; with --keep-earlier the section's replicates that the store lacks are
+kept and analysed with the store's, and the runs both have are compared), hapt-12 also
+peers_hapt12.json and .md, and one PNG per regime.
 """
 
 from __future__ import annotations
@@ -486,6 +488,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--grid-dir", type=Path, default=None)
     parser.add_argument("--analyse-only", action="store_true")
+    parser.add_argument("--keep-earlier", action="store_true",
+                        help="also analyse the replicates of this section's earlier analysis "
+                        "(regimes.json) that the store lacks, e.g. when only some groups or "
+                        "arms were rerun into a new store; where both have a run, the "
+                        "largest score difference is reported")
     args = parser.parse_args()
     regime = REGIMES[args.regime]
     if args.analyse_only:
@@ -493,7 +500,12 @@ def main() -> None:
     else:
         grid_dir = run(regime, args.groups.split(",") if args.groups else None, args.profile,
                        args.workers, args.grid_dir)
-    res = analyse(regime, grid_dir, args.profile)
+    earlier = None
+    if args.keep_earlier:
+        js = RESULTS / "regimes.json"
+        earlier = (json.loads(js.read_text()) if js.is_file() else {}).get(
+            f"{args.regime}:{args.profile}")
+    res = analyse(regime, grid_dir, args.profile, earlier)
     suffix = "" if args.profile == "default" else f"-{args.profile}"
     png = RESULTS / f"regimes_{args.regime.replace('-', '_')}{suffix}.png"
     if args.regime == "label-budget":

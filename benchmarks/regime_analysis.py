@@ -123,8 +123,49 @@ def analyse_group(part: pd.DataFrame, regime: Regime, metric: str) -> dict[str, 
     return arms
 
 
-def analyse(regime: Regime, grid_dir: Path, profile: str) -> dict[str, Any]:
-    """Every group's arms, for every metric of the regime, and the training nodes' scores."""
+def earlier_cells(regime: Regime, earlier: dict[str, Any]) -> pd.DataFrame:
+    """The cell table of an earlier analysis of the regime (its `per_replicate` entries): one
+    row per group, replicate and arm, with every metric the analysis kept."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for g, entry in earlier.get("groups", {}).items():
+        for metric in regime.metrics:
+            for arm, res in entry.get(metric, {}).items():
+                for rep, value in res["per_replicate"].items():
+                    row = rows.setdefault((g, rep, arm), {
+                        regime.group: g, regime.pair: rep, "method": arm,
+                        "n_params": entry["n_params"]})
+                    row[metric] = value
+    return pd.DataFrame(list(rows.values()))
+
+
+def carry_over(regime: Regime, cells: pd.DataFrame, earlier: dict[str, Any]
+               ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`cells` with the earlier analysis's replicates that the store lacks added, and a record
+    of what was carried and of how the replicates both have agree (the same run retrained on the
+    same machine type and thread count gives the same score)."""
+    old = earlier_cells(regime, earlier)
+    key = [regime.group, regime.pair, "method"]
+    if old.empty:
+        return cells, {"carried": 0}
+    if cells.empty:
+        return old, {"carried": len(old), "from": earlier.get("grid_dir")}
+    both = cells.merge(old, on=key, suffixes=("", "_earlier"))
+    gaps = (both["macro_f1"] - both["macro_f1_earlier"]).abs()
+    fresh = old.merge(cells[key], on=key, how="left", indicator=True)
+    fresh = fresh[fresh["_merge"] == "left_only"].drop(columns="_merge")
+    record = {"carried": len(fresh), "from": earlier.get("grid_dir"),
+              "rerun_and_compared": len(both),
+              "max_abs_difference": float(gaps.max()) if len(both) else None}
+    return pd.concat([cells, fresh], ignore_index=True), record
+
+
+def analyse(regime: Regime, grid_dir: Path, profile: str,
+            earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every group's arms, for every metric of the regime, and the training nodes' scores.
+
+    With `earlier` (a previous analysis of the same regime and profile, e.g. of a store that was
+    lost), its replicates that this store lacks are analysed with the store's own, and its
+    training nodes' scores kept for the groups the store has none of."""
     rows = load_rows(grid_dir)
     wanted = "last" if profile == "fixed" else "best_val"
     cells = cell_table(rows, wanted)
@@ -137,9 +178,15 @@ def analyse(regime: Regime, grid_dir: Path, profile: str) -> dict[str, Any]:
         for (name, group), part in nodes.groupby(["node", nodes["group"].fillna("*")]):
             out["nodes"].setdefault(name, {})[group] = {
                 m: mean_std(part[m]).to_dict() for m in regime.metrics if m in part}
+    if not cells.empty:
+        cells[regime.pair] = cells[regime.pair].astype(str)
+    if earlier is not None:
+        cells, out["earlier"] = carry_over(regime, cells, earlier)
+        for name, groups in earlier.get("nodes", {}).items():
+            for group, scores in groups.items():
+                out["nodes"].setdefault(name, {}).setdefault(group, scores)
     if cells.empty:
         return out
-    cells[regime.pair] = cells[regime.pair].astype(str)
     for g in regime.groups:
         part = cells[cells[regime.group] == g]
         if part.empty:

@@ -454,3 +454,38 @@ def test_a_regime_lift_counts_only_over_none_and_every_control(tmp_path):
     arm, margin = goal["gyro_vs_acc"].split(" - kd+pool-acc ")
     assert arm == "takd+pool" and float(margin.split()[0]) == pytest.approx(3.0, abs=0.4)
     assert "| 3 | takd+pool | 10 | 0.8" in br.section(regime, res)
+
+
+def test_an_earlier_analysis_carries_over_what_a_new_store_lacks(tmp_path):
+    """A store rebuilt for one arm of one budget (the earlier store lost): the earlier
+    analysis's replicates are analysed with the new ones, the paired differences span both,
+    the runs both have are compared, and the store's own score wins where they differ."""
+    br = bench("bench_regimes")
+    regime = br.REGIMES["label-budget"]
+    spec = load_spec(regime.spec).select({"budget": ["3"], "method": ["none", "takd+pool"]})
+    scores = {d: 0.70 + 0.01 * d for d in range(10)}
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        store.register(spec.expand().runs)
+        while (row := store.claim(None, "host", 1)) is not None:
+            draw, arm = int(row.config["train"]["seed"]), row.axes.get("method")
+            score = scores[draw] + (0.05 if arm == "takd+pool" else 0.0)
+            if (draw, arm) == (9, "none"):
+                score += 0.001  # the rerun differs from the earlier run here
+            store.complete(row.hash, "host", 1, {"test": {"macro_f1": score}}, {}, 100, 1.0)
+    earlier_arm = {"per_replicate": {str(d): scores[d] + 0.02 for d in range(10)}}
+    earlier = {"grid_dir": "/lost", "groups": {
+        "3": {"n_params": 100, "macro_f1": {
+            "none": {"per_replicate": {str(d): scores[d] for d in range(10)}},
+            "kd+pool": earlier_arm}},
+        "5": {"n_params": 100, "macro_f1": {"none": earlier_arm}}},
+        "nodes": {"teacher": {"5": {"macro_f1": {"mean": 0.9}}}}}
+    res = br.analyse(regime, tmp_path, "default", earlier)
+    arms = res["groups"]["3"]["macro_f1"]
+    assert set(arms) == {"none", "kd+pool", "takd+pool"} and "5" in res["groups"]
+    assert arms["kd+pool"]["vs_none"]["diff_mean"] == pytest.approx(0.02 - 0.0001)
+    shown = {c["vs"]: c["diff_mean"] for c in arms["takd+pool"]["vs_shown"]}
+    assert shown["kd+pool"] == pytest.approx(0.03)
+    assert arms["none"]["per_replicate"]["9"] == pytest.approx(scores[9] + 0.001)
+    assert res["earlier"] == {"carried": 20, "from": "/lost", "rerun_and_compared": 10,
+                              "max_abs_difference": pytest.approx(0.001)}
+    assert res["nodes"]["teacher"]["5"] == {"macro_f1": {"mean": 0.9}}
