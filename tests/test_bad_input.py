@@ -594,10 +594,12 @@ def test_ctrl_c_on_a_real_process(tiny, tmp_path) -> None:
 
     model, card = load_run_model(tiny["teacher"])
     onnx = export_onnx(model, tmp_path / "t.onnx", *card.input_shape, {})
-    # the command's modules and onnxruntime are imported before `ready`, so the signal lands in
-    # the timing loop however slow the imports are on a loaded machine (a library's bare
-    # `except:` around an import would swallow a KeyboardInterrupt arriving there)
-    code = ("import sys; import harkd.commands.bench, harkd.deploy.latency, onnxruntime; "
+    # Python's own SIGINT handler, as in a terminal: a test run started in the background by a
+    # non-interactive shell (`make test &`) inherits SIGINT ignored, and so would the child.
+    # The command's modules are imported before `ready`, so that on a loaded machine the signal
+    # lands in the timing loop rather than in an import.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "import harkd.commands.bench, harkd.deploy.latency, onnxruntime; "
             "from harkd.cli import main; print('ready', flush=True); "
             "sys.exit(main(sys.argv[1:]))")  # fmt: skip
     argv = ["bench", str(onnx), "--runs", "100000000", "--warmup", "0"]
