@@ -243,4 +243,17 @@ def preamble(regime: Regime, res: dict[str, Any]) -> str:
             f"{res['pair_axis']}s (n); Δ in points, paired over {res['pair_axis']}s (same "
             f"{res['pair_axis']}, data order and augmentation), with its 95 % bootstrap interval "
             "(`*`: excludes 0). A lift counts when its interval against `none` excludes 0 and "
-            f"it beats its controls, each interval excluding 0: {must}.")
+            f"it beats its controls, each interval excluding 0: {must}.{carried_note(res)}")
+
+
+def carried_note(res: dict[str, Any]) -> str:
+    """Where an earlier analysis's replicates were carried over (`analyse(earlier=...)`)."""
+    rec = res.get("earlier")
+    if not rec or not rec["carried"]:
+        return ""
+    out = (f" {rec['carried']} replicates (group, {res['pair_axis']}, arm) come from an earlier "
+           f"analysis of store `{rec['from']}`, the rest from this store")
+    if rec.get("rerun_and_compared"):
+        out += (f"; {rec['rerun_and_compared']} were in both, their largest difference "
+                f"{rec['max_abs_difference']:.4f}")
+    return out + "."

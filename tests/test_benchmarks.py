@@ -489,3 +489,6 @@ def test_an_earlier_analysis_carries_over_what_a_new_store_lacks(tmp_path):
     assert res["earlier"] == {"carried": 20, "from": "/lost", "rerun_and_compared": 10,
                               "max_abs_difference": pytest.approx(0.001)}
     assert res["nodes"]["teacher"]["5"] == {"macro_f1": {"mean": 0.9}}
+    assert ("20 replicates (group, draw, arm) come from an earlier analysis of store `/lost`, "
+            "the rest from this store; 10 were in both, their largest difference 0.0010."
+            ) in br.preamble(regime, res)
