@@ -603,12 +603,15 @@ def test_ctrl_c_on_a_real_process(tiny, tmp_path) -> None:
             "from harkd.cli import main; print('ready', flush=True); "
             "sys.exit(main(sys.argv[1:]))")  # fmt: skip
     argv = ["bench", str(onnx), "--runs", "100000000", "--warmup", "0"]
-    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(2)  # inside main: the session is built, then timing
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    with subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(2)  # inside main: the session is built, then timing
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()  # a child that ignored the signal must not time on after the test
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if line.strip()] == ["harkd bench: interrupted"]
