@@ -464,11 +464,16 @@ def peers_markdown(res: dict[str, Any], peers: dict[str, Any]) -> str:
             + markdown_table(["model", "macro-F1 %"], anchors) + "\n")
 
 
-def write(name: str, regime: Regime, res: dict[str, Any]) -> None:
-    key = f"{name}:{res['profile']}"
+def written() -> dict[str, Any]:
+    """Every section of regimes.json written so far."""
     js = RESULTS / "regimes.json"
-    data = json.loads(js.read_text()) if js.is_file() else {}
-    data[key] = res
+    return json.loads(js.read_text()) if js.is_file() else {}
+
+
+def write(name: str, regime: Regime, res: dict[str, Any]) -> None:
+    js = RESULTS / "regimes.json"
+    data = written()
+    data[f"{name}:{res['profile']}"] = res
     js.write_text(json.dumps(data, indent=1, default=float))
     sections = {k: section(REGIMES[k.split(":")[0]], v) for k, v in data.items()}
     (RESULTS / "regimes.md").write_text(
@@ -500,11 +505,7 @@ def main() -> None:
     else:
         grid_dir = run(regime, args.groups.split(",") if args.groups else None, args.profile,
                        args.workers, args.grid_dir)
-    earlier = None
-    if args.keep_earlier:
-        js = RESULTS / "regimes.json"
-        earlier = (json.loads(js.read_text()) if js.is_file() else {}).get(
-            f"{args.regime}:{args.profile}")
+    earlier = written().get(f"{args.regime}:{args.profile}") if args.keep_earlier else None
     res = analyse(regime, grid_dir, args.profile, earlier)
     suffix = "" if args.profile == "default" else f"-{args.profile}"
     png = RESULTS / f"regimes_{args.regime.replace('-', '_')}{suffix}.png"

@@ -143,12 +143,10 @@ def carry_over(regime: Regime, cells: pd.DataFrame, earlier: dict[str, Any]
     """`cells` with the earlier analysis's replicates that the store lacks added, and a record
     of what was carried and of how the replicates both have agree (the same run retrained on the
     same machine type and thread count gives the same score)."""
-    old = earlier_cells(regime, earlier)
     key = [regime.group, regime.pair, "method"]
-    if old.empty:
-        return cells, {"carried": 0}
-    if cells.empty:
-        return old, {"carried": len(old), "from": earlier.get("grid_dir")}
+    columns = pd.DataFrame(columns=[*key, "macro_f1"])  # the columns of an empty table
+    old = pd.concat([columns, earlier_cells(regime, earlier)], ignore_index=True)
+    cells = pd.concat([columns, cells], ignore_index=True)
     both = cells.merge(old, on=key, suffixes=("", "_earlier"))
     gaps = (both["macro_f1"] - both["macro_f1_earlier"]).abs()
     fresh = old.merge(cells[key], on=key, how="left", indicator=True)
