@@ -1,17 +1,19 @@
 """The augmentation-in-distillation study, run through the engine and summarised from its store.
 
 Runs (or resumes: done runs are kept, interrupted ones continue from their checkpoints) the grid
-`configs/grids/hapt_aug_ablation.yaml` under a profile (`full`: the spec as written; `quick`: the
-smaller real study; `smoke`: the 2-epoch plumbing check), writes the grid's report from its run
-store alone (`harkd report`: report.md and the augmentation analysis, `harkd.report.aug_study`),
-then `<out>/aug_study.json`, `aug_study.md`, `aug_study.png` (mean difference against the same
-method without augmentation, `*` where Holm-significant) and `aug_study_alone.png` (against the
-student alone without augmentation), with the grid's wall time and the machine.
+`configs/grids/hapt_aug_ablation.yaml` under a profile (`full`: the study as measured, the
+spec's cross cut by its header's rule; `quick`: the smaller real study; `methods`: every method
+at 3 seeds; `smoke`: the 2-epoch plumbing check), writes the grid's report from its run store
+alone (`harkd report`: report.md and the augmentation analysis, `harkd.report.aug_study`), then
+`<out>/<stem>.json`, `<stem>.md`, `<stem>.png` (mean difference against the same method without
+augmentation, `*` where Holm-significant) and `<stem>_alone.png` (against the student alone
+without augmentation), with the grid's wall time and the machine; the stem is `aug_study` for
+the full profile and `aug_study_<profile>` for the others.
 
 Both selection rules, from the same runs (the study trains 30 epochs without early stopping):
 the epoch of best validation macro-F1 (`test.macro_f1`, the primary figures) and the fixed
 budget, the weights after the last epoch (`test_last.macro_f1`, its analysis in
-`<grid dir>/report-fixed-budget`, `aug_study_fixed.png`). `rules` in the JSON says, per
+`<grid dir>/report-fixed-budget`, `<stem>_fixed.png`). `rules` in the JSON says, per
 reference, in how many cells the two rules agree on the sign of the mean difference and which
 cells are Holm-significant under one rule only.
 
@@ -22,11 +24,12 @@ last run's end (gaps between invocations included), and the sum of the runs' own
 
 The tsaug screen (`configs/grids/hapt_aug_tsaug_screen.yaml`): where its store exists, the two
 tsaug policies of highest mean validation macro-F1 are compared with the two the study's spec
-lists (`tsaug_screen` in the JSON); where it does not, the JSON says the spec's two are
+lists (`tsaug_screen` in the JSON); where it is gone, `--screen-from` takes the ranking an
+earlier aug_study JSON recorded (said as carried); else the JSON says the spec's two are
 provisional.
 
-Run:  python benchmarks/bench_aug_study.py --profile quick [--workers 2] [--threads 1]
-      [--grid-dir DIR] [--out DIR] [--report-only]
+Run:  python benchmarks/bench_aug_study.py --profile full [--workers 2] [--threads 1]
+      [--grid-dir DIR] [--screen-dir DIR] [--screen-from JSON] [--out DIR] [--report-only]
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "configs" / "grids" / "hapt_aug_ablation.yaml"
 SCREEN = ROOT / "configs" / "grids" / "hapt_aug_tsaug_screen.yaml"
 RESULTS = ROOT / "benchmarks" / "results"
-PROFILES = ("full", "quick", "smoke")
+PROFILES = ("full", "quick", "methods", "smoke")
 TSAUG_PREFIX = "tsaug_"
 INVOCATIONS = "bench_invocations.json"
 #: the metric of each selection rule: best validation epoch (primary), fixed epoch budget
@@ -112,22 +115,32 @@ def wall_times(grid_dir: Path) -> dict[str, Any]:
     }
 
 
-def tsaug_screen(spec: GridSpec, screen_dir: Path) -> dict[str, Any]:
+def tsaug_screen(spec: GridSpec, screen_dir: Path, earlier: Path | None = None) -> dict[str, Any]:
     """The screen's ranking of the tsaug policies by mean validation macro-F1, and whether the
-    study's spec lists its top two."""
+    study's spec lists its top two. Without the screen's store, the ranking an earlier
+    aug_study JSON recorded (`earlier`, said as carried), else the spec's two are provisional."""
     listed = [v.label for v in spec.axis("augment").values if v.label.startswith(TSAUG_PREFIX)]
-    if not store_path(screen_dir).is_file():
+    if store_path(screen_dir).is_file():
+        runs = grid_table(screen_dir).runs
+        done = runs[runs["status"] == "done"]
+        table = (done.groupby("augment")["val.macro_f1"].agg(["mean", "count"])
+                 .sort_values("mean", ascending=False))
+        ranking = [{"augment": a, "val_macro_f1_mean": float(r["mean"]), "n": int(r["count"])}
+                   for a, r in table.iterrows()]
+        carried = {}
+    elif earlier is not None:
+        try:
+            ranking = json.loads(earlier.read_text())["tsaug_screen"]["ranking"]
+        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{earlier}: expected an aug_study JSON with tsaug_screen.ranking "
+                             f"({type(err).__name__}: {err})") from None
+        carried = {"carried_from": str(earlier)}
+    else:
         return {"spec_lists": listed, "status": f"not run ({SCREEN.name} has no store at "
                 f"{screen_dir}): the spec's two are provisional"}
-    runs = grid_table(screen_dir).runs
-    done = runs[runs["status"] == "done"]
-    ranking = (done.groupby("augment")["val.macro_f1"].agg(["mean", "count"])
-               .sort_values("mean", ascending=False))
-    best = list(ranking.index[:2])
+    best = [r["augment"] for r in ranking[:2]]
     return {"spec_lists": listed, "screen_best_two": best,
-            "agrees": sorted(best) == sorted(listed),
-            "ranking": [{"augment": a, "val_macro_f1_mean": float(r["mean"]), "n": int(r["count"])}
-                        for a, r in ranking.iterrows()]}
+            "agrees": sorted(best) == sorted(listed), "ranking": ranking, **carried}
 
 
 def fixed_budget_report(grid_dir: Path) -> ReportFiles | None:
@@ -163,17 +176,24 @@ def rule_agreement(primary: dict[str, Any], fixed: dict[str, Any]) -> list[dict[
     return out
 
 
+def results_stem(profile: str) -> str:
+    """The file stem of a profile's results: `aug_study` for the full study, else suffixed."""
+    return "aug_study" if profile == "full" else f"aug_study_{profile}"
+
+
 def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
-    """aug_study.json, .md (the analysis under a header) and the two heat maps, atomically."""
+    """<stem>.json, .md (the analysis under a header) and the heat maps, atomically; the stem
+    names the profile (`results_stem`)."""
     out.mkdir(parents=True, exist_ok=True)
+    stem = results_stem(record["profile"])
     fixed_dir = report_dir.with_name(f"{report_dir.name}-fixed-budget")
     for folder, src, name in (
-            (report_dir, "augmentation_vs_no_augmentation.png", "aug_study.png"),
-            (report_dir, "augmentation_vs_alone.png", "aug_study_alone.png"),
-            (fixed_dir, "augmentation_vs_no_augmentation.png", "aug_study_fixed.png")):
+            (report_dir, "augmentation_vs_no_augmentation.png", f"{stem}.png"),
+            (report_dir, "augmentation_vs_alone.png", f"{stem}_alone.png"),
+            (fixed_dir, "augmentation_vs_no_augmentation.png", f"{stem}_fixed.png")):
         if (folder / src).is_file():  # absent while no cell has a paired run
             atomic_write_bytes(out / name, (folder / src).read_bytes())
-    atomic_write_json(out / "aug_study.json", record)
+    atomic_write_json(out / f"{stem}.json", record)
     wall = record["wall"]
     screen = record["tsaug_screen"]
     header = [
@@ -188,12 +208,12 @@ def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
         f"- tsaug policies in the spec: {screen['spec_lists']}; screen: "
         + (f"best two {screen['screen_best_two']} (agrees: {screen['agrees']})"
            if "screen_best_two" in screen else screen["status"]),
-        f"- numbers: `{out.name}/aug_study.json`; every table below is written by `harkd report "
+        f"- numbers: `{out.name}/{stem}.json`; every table below is written by `harkd report "
         f"{record['grid_dir']}` from the run store alone\n",
     ]
     analysis = (report_dir / "augmentation.md").read_text()
-    analysis = (analysis.replace("](augmentation_vs_no_augmentation.png)", "](aug_study.png)")
-                .replace("](augmentation_vs_alone.png)", "](aug_study_alone.png)"))
+    analysis = (analysis.replace("](augmentation_vs_no_augmentation.png)", f"]({stem}.png)")
+                .replace("](augmentation_vs_alone.png)", f"]({stem}_alone.png)"))
     body = analysis.split("\n", 1)[1]  # the analysis without its title
     rules = ["", "## The same runs under a fixed epoch budget", "",
              f"The weights after epoch 30 (`{FIXED}`) instead of the best validation epoch; the "
@@ -204,36 +224,39 @@ def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
                      f"rules: {r['significant_both'] or 'none'}; best-validation only: "
                      f"{r['significant_best_only'] or 'none'}; fixed budget only: "
                      f"{r['significant_fixed_only'] or 'none'}")
-    if (out / "aug_study_fixed.png").is_file():
+    if (out / f"{stem}_fixed.png").is_file():
         rules += ["", "![Fixed budget: Δ against the same method without augmentation]"
-                  "(aug_study_fixed.png)"]
+                  f"({stem}_fixed.png)"]
     text = "\n".join(header) + body + ("\n".join(rules) + "\n" if "rules" in record else "")
-    atomic_write_bytes(out / "aug_study.md", text.encode())
+    atomic_write_bytes(out / f"{stem}.md", text.encode())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--profile", choices=PROFILES, default="full")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--grid-dir", type=Path, default=None,
                         help="default: the spec's output_dir (-<profile> for a profile)")
     parser.add_argument("--screen-dir", type=Path, default=None,
                         help="the tsaug screen's grid folder (default: its spec's output_dir)")
+    parser.add_argument("--screen-from", type=Path, default=None,
+                        help="an earlier aug_study JSON whose screen ranking stands in where the "
+                             "screen's store is gone")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the store as it is")
     args = parser.parse_args(argv)
-    profile = None if args.profile == "full" else args.profile
     try:
         spec = load_spec(SPEC)
-        grid_dir = (args.grid_dir or spec.grid_dir(profile)).resolve()
+        grid_dir = (args.grid_dir or spec.grid_dir(args.profile)).resolve()
         screen_dir = args.screen_dir or load_spec(SCREEN).grid_dir()
         if not args.report_only:
-            entry = run_and_time(spec, profile, grid_dir, args.workers, args.threads)
+            entry = run_and_time(spec, args.profile, grid_dir, args.workers, args.threads)
             print(f"grid: {entry}")
         files = report_grid(grid_dir)
         fixed = fixed_budget_report(grid_dir) if files.analyses else None
+        screen = tsaug_screen(spec, screen_dir, args.screen_from)
     except (ConfigError, OSError, ValueError, KeyError) as err:
         print(f"bench_aug_study: {err}", file=sys.stderr)
         return 1
@@ -251,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "written": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "wall": wall_times(grid_dir),
-        "tsaug_screen": tsaug_screen(spec, screen_dir),
+        "tsaug_screen": screen,
         "analysis": json.loads((report_dir / "augmentation.json").read_text()),
     }
     if fixed is not None and fixed.analyses:
@@ -259,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             (fixed.report_md.parent / "augmentation.json").read_text())
         record["rules"] = rule_agreement(record["analysis"], record["analysis_fixed_budget"])
     write_results(args.out, record, report_dir)
-    print(f"wrote {args.out / 'aug_study.json'}, aug_study.md, aug_study.png, "
-          f"aug_study_alone.png (report: {report_dir})")
+    stem = results_stem(args.profile)
+    print(f"wrote {args.out / stem}.json, .md and heat maps (report: {report_dir})")
     return 0
 
 

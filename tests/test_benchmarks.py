@@ -392,6 +392,26 @@ def test_the_two_selection_rules_are_compared_cell_by_cell():
     assert got["significant_fixed_only"] == ["augment=mixup method=kd"]
 
 
+def test_a_lost_tsaug_screen_is_carried_from_an_earlier_record_and_said_so(tmp_path):
+    ab = bench("bench_aug_study")
+    spec = load_spec(ab.SPEC)
+    gone = tmp_path / "screen"  # no store: the screen's grid folder was lost
+    assert "provisional" in ab.tsaug_screen(spec, gone)["status"]
+    ranking = [{"augment": a, "val_macro_f1_mean": m, "n": 3} for a, m in (
+        ("tsaug_drift", 0.978), ("tsaug_crop", 0.977), ("tsaug_resize", 0.976))]
+    earlier = tmp_path / "aug_study_methods.json"
+    earlier.write_text(json.dumps({"tsaug_screen": {"ranking": ranking}}))
+    got = ab.tsaug_screen(spec, gone, earlier)
+    assert got["screen_best_two"] == ["tsaug_drift", "tsaug_crop"]
+    assert got["agrees"] is False  # the spec lists drift and resize
+    assert got["carried_from"] == str(earlier) and got["ranking"] == ranking
+    earlier.write_text(json.dumps({"tsaug_screen": {"status": "not run"}}))
+    with pytest.raises(ValueError, match="expected an aug_study JSON with tsaug_screen.ranking"):
+        ab.tsaug_screen(spec, gone, earlier)
+    assert (ab.results_stem("full"), ab.results_stem("methods")) == (
+        "aug_study", "aug_study_methods")
+
+
 def test_overrides_go_to_every_label_or_the_one_named():
     eb = bench("engine_bench")
     got = eb.split_overrides(["train.lr=0.01", "kd:distill.params.alpha=0.5"], ["kd", "none"])

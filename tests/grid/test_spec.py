@@ -133,24 +133,37 @@ def test_spec_file_with_base_path_and_dry_run(tmp_path, capsys):
 
 def test_shipped_grids_expand():
     ablation = load_spec(REPO / "configs/grids/hapt_aug_ablation.yaml")
-    full, quick, smoke = (ablation.expand(p) for p in (None, "quick", "smoke"))
-    assert (len(full.cells), len(quick.cells), len(smoke.cells)) == (1700, 102, 16)
-    assert {r.axes["augment"] for r in full.cells} == {
-        "none", "jitter", "scaling", "jitter+scaling", "timewarp", "magwarp", "rotation", "mixup",
-        "cutmix", "tsaug_drift", "tsaug_resize"}
-    assert {r.axes["student"] for r in full.cells} == {"tiny", "tiny_1k"}
-    assert {r.axes["seed"] for r in full.cells} == {str(s) for s in range(10)}
+    cross, full, quick, methods, smoke = (ablation.expand(p) for p in (
+        None, "full", "quick", "methods", "smoke"))
+    assert [len(e.cells) for e in (cross, full, quick, methods, smoke)] == [1700, 240, 36, 102, 16]
+    policies = {"none", "jitter", "scaling", "jitter+scaling", "timewarp", "magwarp", "rotation",
+                "mixup", "cutmix", "tsaug_drift", "tsaug_resize"}
+    assert {r.axes["augment"] for r in cross.cells} == policies
+    assert {r.axes["student"] for r in cross.cells} == {"tiny", "tiny_1k"}
+    assert {r.axes["seed"] for r in cross.cells} == {str(s) for s in range(10)}
     # the teacher's input varies only where a teacher sees an augmented window, and the budget
     # rule leaves tiny_1k's clean-input and tsaug cells out
-    clean = [r for r in full.cells if r.axes["teacher_input"] == "clean"]
+    clean = [r for r in cross.cells if r.axes["teacher_input"] == "clean"]
     assert clean and all(r.config.augment.teacher_input == "clean" for r in clean)
     assert all(r.axes["method"] != "none" and r.axes["augment"] != "none"
                and r.axes["student"] == "tiny" for r in clean)
     assert not any(r.axes["student"] == "tiny_1k" and r.axes["augment"].startswith("tsaug_")
-                   for r in full.cells)
+                   for r in cross.cells)
+    # the study as measured: the tiny student alone and kd on every policy at 10 seeds, the
+    # clean input on two policies, run last; quick is a part of it (the very same runs)
+    assert {(r.axes["student"], r.axes["method"]) for r in full.cells} == {
+        ("tiny", "none"), ("tiny", "kd")}
+    assert {r.axes["augment"] for r in full.cells} == policies
+    assert {r.axes["seed"] for r in full.cells} == {str(s) for s in range(10)}
+    assert {r.axes["augment"] for r in full.cells if r.axes["teacher_input"] == "clean"} == {
+        "jitter+scaling", "mixup"}
+    order = [r.axes["teacher_input"] for r in full.cells]
+    assert order == sorted(order, key=["same", "clean"].index)
+    assert {r.hash for r in quick.cells} < {r.hash for r in full.cells}
+    assert {r.axes["seed"] for r in quick.cells} == {"0", "1", "2"}
     # every method learns from its own teachers: kd, iekd and sk from the acc+gyro cnn1d, takd
     # from the two assistants of the chain, mrkd from the per-modality branches
-    for exp in (full, quick, smoke):
+    for exp in (cross, full, quick, methods, smoke):
         node = {n.axes["node"]: n for n in exp.nodes}
         taught_by = {"none": (), "kd": ("teacher",), "iekd": ("teacher",), "sk": ("teacher",),
                      "takd": ("assistant", "assistant2"), "mrkd": ("branches",)}
@@ -159,22 +172,27 @@ def test_shipped_grids_expand():
                    for r in exp.cells)
         assert all(r.config.model.view == ["acc"] for r in exp.cells)
     assert node.keys() == {"teacher"}  # smoke trains only what its cells need
-    chain = {n.axes["node"]: n for n in full.nodes}
+    assert [n.axes["node"] for n in full.nodes] == ["teacher"] == [
+        n.axes["node"] for n in quick.nodes]
+    chain = {n.axes["node"]: n for n in cross.nodes}
     assert chain["assistant2"].deps == (chain["assistant"].hash,)
     assert chain["assistant"].deps == (chain["teacher"].hash,)
-    assert {r.axes["method"] for r in quick.cells} == {"none", "kd", "iekd", "sk", "takd", "mrkd"}
-    assert {r.axes["method"] for r in quick.cells
+    assert {r.axes["method"] for r in methods.cells} == {
+        "none", "kd", "iekd", "sk", "takd", "mrkd"}
+    assert {r.axes["method"] for r in methods.cells
             if r.axes["teacher_input"] == "clean"} == {"kd"}
-    assert {r.axes["seed"] for r in quick.cells} == {"0", "1", "2"}
-    # quick is a real study at full training length; smoke the 2-epoch plumbing check
-    assert {r.config.train.epochs for r in quick.cells} == {30} == {
-        n.config.train.epochs for n in quick.nodes}
+    assert {r.axes["seed"] for r in methods.cells} == {"0", "1", "2"}
+    # full, quick and methods are real studies at full training length; smoke the 2-epoch
+    # plumbing check
+    for exp in (full, quick, methods):
+        assert {r.config.train.epochs for r in exp.cells} == {30} == {
+            n.config.train.epochs for n in exp.nodes}
     assert {r.config.train.epochs for r in smoke.cells} == {2} == {
         smoke.nodes[0].config.train.epochs}
     # each method's parameters are its own config's, not a copy
-    kd = next(r for r in quick.cells if r.axes["method"] == "kd")
+    kd = next(r for r in full.cells if r.axes["method"] == "kd")
     assert kd.config.distill.params == {"alpha": 0.9, "temperature": 1.0}
-    iekd = next(r for r in quick.cells if r.axes["method"] == "iekd")
+    iekd = next(r for r in methods.cells if r.axes["method"] == "iekd")
     assert iekd.config.distill.params["ae_epochs"] == 5
     smoke = load_spec(REPO / "configs/grids/tiny_smoke.yaml").expand()
     assert (len(smoke.cells), len(smoke.nodes)) == (8, 1)
