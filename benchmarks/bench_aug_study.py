@@ -181,9 +181,9 @@ def results_stem(profile: str) -> str:
     return "aug_study" if profile == "full" else f"aug_study_{profile}"
 
 
-def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
+def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> Path:
     """<stem>.json, .md (the analysis under a header) and the heat maps, atomically; the stem
-    names the profile (`results_stem`)."""
+    names the profile (`results_stem`). Returns the JSON's path."""
     out.mkdir(parents=True, exist_ok=True)
     stem = results_stem(record["profile"])
     fixed_dir = report_dir.with_name(f"{report_dir.name}-fixed-budget")
@@ -207,6 +207,7 @@ def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
         f"{wall['runs_wall_s_sum']} s",
         f"- tsaug policies in the spec: {screen['spec_lists']}; screen: "
         + (f"best two {screen['screen_best_two']} (agrees: {screen['agrees']})"
+           + (f", carried from `{screen['carried_from']}`" if "carried_from" in screen else "")
            if "screen_best_two" in screen else screen["status"]),
         f"- numbers: `{out.name}/{stem}.json`; every table below is written by `harkd report "
         f"{record['grid_dir']}` from the run store alone\n",
@@ -229,6 +230,7 @@ def write_results(out: Path, record: dict[str, Any], report_dir: Path) -> None:
                   f"({stem}_fixed.png)"]
     text = "\n".join(header) + body + ("\n".join(rules) + "\n" if "rules" in record else "")
     atomic_write_bytes(out / f"{stem}.md", text.encode())
+    return out / f"{stem}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,9 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         record["analysis_fixed_budget"] = json.loads(
             (fixed.report_md.parent / "augmentation.json").read_text())
         record["rules"] = rule_agreement(record["analysis"], record["analysis_fixed_budget"])
-    write_results(args.out, record, report_dir)
-    stem = results_stem(args.profile)
-    print(f"wrote {args.out / stem}.json, .md and heat maps (report: {report_dir})")
+    written = write_results(args.out, record, report_dir)
+    print(f"wrote {written}, .md and heat maps (report: {report_dir})")
     return 0
 
 
